@@ -1,0 +1,333 @@
+"""from_pretrained / save_pretrained and the model utilities users call on transformers models.
+
+Checkpoints are read from model.safetensors, pytorch_model.bin (weights_only=True: no pickled code runs) or a
+sharded *.index.json of either, in a folder or a hub repo. Models are built on the meta device and the
+checkpoint's tensors assigned in, so no weight is initialised only to be overwritten. Files are written
+atomically: into a temporary name beside the target, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import tempfile
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .config import RobertaPreLayerNormConfig
+from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
+
+logger = logging.getLogger("roberta_prelayernorm")
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+BIN_WEIGHTS = "pytorch_model.bin"
+BIN_INDEX = "pytorch_model.bin.index.json"
+WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, BIN_WEIGHTS, BIN_INDEX)
+# Buffers older transformers releases saved; they are recomputed here, so they are dropped silently.
+IGNORED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, incomplete or does not fit the config."""
+
+
+# -- atomic writes ------------------------------------------------------------------------------------
+def atomic_write(path: str, write) -> None:
+    """Call write(tmp_path), then rename tmp_path to `path`: readers see the old file or the new, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    atomic_write(path, write)
+
+
+# -- reading weights ----------------------------------------------------------------------------------
+def load_weights_file(path: str) -> dict[str, torch.Tensor]:
+    """All tensors of one .safetensors or .bin file (the .bin without unpickling code)."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # corrupt or truncated: say which file
+        raise CheckpointError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def load_checkpoint_weights(name_or_path, hub_kwargs: dict) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict of a checkpoint (single file or shards) and the file name it came from."""
+    filename, path = resolve_first(name_or_path, WEIGHT_FILES, **hub_kwargs)
+    if path is None:
+        raise CheckpointNotFoundError(
+            f"{name_or_path!r} has no weights: looked for {', '.join(WEIGHT_FILES)}"
+        )
+    if not filename.endswith(".index.json"):
+        return load_weights_file(path), filename
+    try:
+        with open(path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path} is not a valid shard index ({type(err).__name__}: {err})") from None
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        if os.path.isabs(shard) or ".." in shard.replace("\\", "/").split("/"):
+            raise CheckpointError(f"{path} names shard {shard!r} outside the checkpoint folder; refused")
+        shard_path = resolve_file(name_or_path, shard, **hub_kwargs)
+        if shard_path is None:
+            raise CheckpointError(f"{path} lists shard {shard!r}, which the checkpoint does not have")
+        state.update(load_weights_file(shard_path))
+    missing = sorted(set(weight_map) - set(state))
+    if missing:
+        raise CheckpointError(f"{path} maps {missing[:5]} to shards that do not hold them")
+    return state, filename
+
+
+def match_prefix(state: dict[str, torch.Tensor], model: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """Adapt keys between a bare model and a model with a head (`prefix` = "roberta_prelayernorm")."""
+    has_prefix = any(key.startswith(prefix + ".") for key in state)
+    model_is_base = not hasattr(model, prefix)
+    if model_is_base and has_prefix:
+        return {key[len(prefix) + 1:]: value for key, value in state.items() if key.startswith(prefix + ".")}
+    if not model_is_base and not has_prefix:
+        base_keys = set(getattr(model, prefix).state_dict().keys())
+        return {(f"{prefix}.{key}" if key in base_keys else key): value for key, value in state.items()}
+    return state
+
+
+# -- the mixin ----------------------------------------------------------------------------------------
+class PreTrainedMixin:
+    """Loading, saving, initialisation and utilities shared by every model class."""
+
+    config: RobertaPreLayerNormConfig
+    base_model_prefix: str
+    _tied_weights_keys: list = []
+
+    def post_init(self) -> None:
+        """Initialise weights (skipped on the meta device, where from_pretrained builds) and tie them."""
+        if not any(p.is_meta for p in self.parameters()):
+            self.init_weights()
+        else:
+            self.tie_weights()
+
+    def init_weights(self) -> None:
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Share the LM decoder's weight with the word embeddings (config.tie_word_embeddings)."""
+        output = self.get_output_embeddings()
+        if output is not None and self.config.tie_word_embeddings:
+            output.weight = self.get_input_embeddings().weight
+        if hasattr(self, "lm_head"):
+            self.lm_head.decoder.bias = self.lm_head.bias
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.backbone().get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.backbone().set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> Optional[nn.Linear]:
+        return None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p.dtype for p in self.parameters() if p.dtype.is_floating_point)
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of (unique) parameters, as transformers counts them."""
+        params = {id(p): p for p in self.parameters() if p.requires_grad or not only_trainable}
+        if exclude_embeddings:
+            for module in self.modules():
+                if isinstance(module, nn.Embedding):
+                    params.pop(id(module.weight), None)
+        return sum(p.numel() for p in params.values())
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
+        """Recompute each layer's activations in the backward pass instead of storing them."""
+        self.backbone().encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.backbone().encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.backbone().encoder.gradient_checkpointing
+
+    def resize_token_embeddings(self, new_num_tokens: Optional[int] = None,
+                                pad_to_multiple_of: Optional[int] = None) -> nn.Embedding:
+        """Grow or shrink the vocabulary; new rows are initialised, old rows kept. Returns the embeddings."""
+        old = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return old
+        new_num_tokens = old.num_embeddings if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of is not None:
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+        if new_num_tokens < 1:
+            raise ValueError(f"new_num_tokens must be >= 1, got {new_num_tokens}")
+        keep = min(old.num_embeddings, new_num_tokens)
+        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
+                           device=old.weight.device, dtype=old.weight.dtype)
+        self._init_weights(new)
+        new.weight.data[:keep] = old.weight.data[:keep]
+        self.set_input_embeddings(new)
+        if hasattr(self, "lm_head"):
+            head = self.lm_head
+            bias = torch.zeros(new_num_tokens, device=head.bias.device, dtype=head.bias.dtype)
+            bias[:keep] = head.bias.data[:keep]
+            head.bias = nn.Parameter(bias)
+            decoder = nn.Linear(old.embedding_dim, new_num_tokens, device=bias.device, dtype=bias.dtype)
+            if not self.config.tie_word_embeddings:
+                self._init_weights(decoder)
+                decoder.weight.data[:keep] = head.decoder.weight.data[:keep]
+            head.decoder = decoder
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return new
+
+    # -- save ---------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None) -> None:
+        """Write config.json and model.safetensors (or pytorch_model.bin), each atomically.
+
+        Tied weights are stored once, under the name transformers keeps; transformers loads the result.
+        """
+        from safetensors.torch import save_file
+
+        os.makedirs(save_directory, exist_ok=True)
+        state = self.state_dict() if state_dict is None else state_dict
+        twins = {"lm_head.decoder.weight": f"{self.base_model_prefix}.embeddings.word_embeddings.weight",
+                 "lm_head.decoder.bias": "lm_head.bias"}
+        tensors = {
+            key: tensor.detach().to("cpu").contiguous()
+            for key, tensor in state.items()
+            if not (key in twins and twins[key] in state and state[twins[key]].data_ptr() == tensor.data_ptr())
+        }
+        config = self.config
+        config.architectures = [type(self).__name__]
+        config.torch_dtype = str(self.dtype).replace("torch.", "")
+        if safe_serialization:
+            atomic_write(os.path.join(save_directory, SAFE_WEIGHTS),
+                         lambda tmp: save_file({k: v.clone() for k, v in tensors.items()}, tmp,
+                                               metadata={"format": "pt"}))
+        else:
+            atomic_write(os.path.join(save_directory, BIN_WEIGHTS), lambda tmp: torch.save(tensors, tmp))
+        config.save_pretrained(save_directory)
+
+    # -- load ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path, *model_args, config=None, torch_dtype=None, dtype=None,
+                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False, **kwargs):
+        """Load a model from a folder or hub id (config.json + weights).
+
+        Keyword arguments that name config fields (num_labels=3, problem_type=...) override the config; hub
+        options (revision, cache_dir, token, local_files_only, subfolder) control where files come from.
+        `torch_dtype` ("auto", "float16", torch.bfloat16, ...) sets the parameters' dtype (default float32).
+        """
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        init_params = inspect.signature(cls.__init__).parameters
+        init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
+        if config is None:
+            config = RobertaPreLayerNormConfig.from_pretrained(name_or_path, **hub_kwargs, **kwargs)
+        else:
+            if not isinstance(config, RobertaPreLayerNormConfig):
+                raise TypeError(f"config must be a RobertaPreLayerNormConfig, got {type(config).__name__}")
+            for key, value in kwargs.items():
+                setattr(config, key, value)
+            config.validate()
+        state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
+        state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
+        dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
+
+        with torch.device("meta"):
+            model = cls(config, *model_args, **init_kwargs)
+        state = match_prefix(state, model, cls.base_model_prefix)
+        expected = model.state_dict()
+        mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items()
+                      if k in expected and v.shape != expected[k].shape]
+        if mismatched and not ignore_mismatched_sizes:
+            lines = "; ".join(f"{k}: checkpoint {a}, model {b}" for k, a, b in mismatched)
+            raise CheckpointError(
+                f"{name_or_path}/{filename} does not fit the config: {lines}. Pass ignore_mismatched_sizes=True "
+                "to initialise these weights anew (e.g. a classifier with another num_labels)."
+            )
+        for key, _, _ in mismatched:
+            del state[key]
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        result = model.load_state_dict(state, strict=False, assign=True)
+        tied = set(model._tied_weights_keys) if config.tie_word_embeddings else {"lm_head.decoder.bias"}
+        missing = [k for k in result.missing_keys if k not in tied]
+        model.tie_weights()  # before materialize: a tied decoder takes the loaded embeddings
+        model.materialize(dtype)
+        model.tie_weights()
+        model.eval()
+        if missing or mismatched:
+            logger.warning(
+                "Some weights of %s were not in the checkpoint %s and are newly initialised: %s. "
+                "Train the model on a down-stream task before using it for predictions.",
+                cls.__name__, name_or_path, ", ".join(missing + [k for k, _, _ in mismatched]),
+            )
+        if result.unexpected_keys:
+            logger.warning("Some weights of the checkpoint %s were not used by %s: %s",
+                           name_or_path, cls.__name__, ", ".join(result.unexpected_keys))
+        if output_loading_info:
+            info = {"missing_keys": missing, "unexpected_keys": list(result.unexpected_keys),
+                    "mismatched_keys": mismatched}
+            return model, info
+        return model
+
+    def materialize(self, dtype: torch.dtype) -> None:
+        """Allocate and initialise the parameters still on the meta device (those the checkpoint lacked)."""
+        for module in self.modules():
+            params = dict(module.named_parameters(recurse=False))
+            if not any(p.is_meta for p in params.values()):
+                continue
+            loaded = {name: p for name, p in params.items() if not p.is_meta}
+            module.to_empty(device="cpu", recurse=False)
+            with torch.no_grad():
+                self._init_weights(module)
+            module.to(dtype)
+            for name, p in loaded.items():  # keep what the checkpoint gave
+                setattr(module, name, p)
+
+def resolve_dtype(requested, config: RobertaPreLayerNormConfig, state: dict) -> torch.dtype:
+    """torch_dtype argument -> torch.dtype: None means float32, "auto" the config's or the checkpoint's."""
+    if requested is None:
+        return torch.float32
+    if requested == "auto":
+        requested = config.torch_dtype or next(
+            (v.dtype for v in state.values() if v.is_floating_point()), torch.float32
+        )
+    if isinstance(requested, torch.dtype):
+        return requested
+    name = str(requested).replace("torch.", "")
+    if name not in ("float32", "float16", "bfloat16", "float64"):
+        raise ValueError(f"torch_dtype={requested!r} is not one of 'auto', 'float32', 'float16', 'bfloat16', 'float64'")
+    return getattr(torch, name)
+

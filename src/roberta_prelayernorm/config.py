@@ -1,0 +1,248 @@
+"""RobertaPreLayerNormConfig: the hyper-parameters of a model, read from and written to config.json.
+
+Field names and defaults are those of transformers' RobertaPreLayerNormConfig, so a config.json written by
+either library loads in the other. Keys this class does not know are kept as attributes and written back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from typing import Any
+
+from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
+
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "roberta-prelayernorm"
+
+ACTIVATIONS = ("gelu", "gelu_python", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish", "tanh", "quick_gelu")
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+DTYPES = ("float32", "float16", "bfloat16", "float64", "auto")
+
+# Fields every config.json of this model family carries (written always, like transformers does).
+MODEL_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 50265,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "position_embedding_type": "absolute",
+    "use_cache": True,
+    "classifier_dropout": None,
+}
+
+# Generic fields shared by all transformers configs: written only when they differ from these defaults.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "is_decoder": False,
+    "add_cross_attention": False,
+    "problem_type": None,
+    "architectures": None,
+    "torch_dtype": None,
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "return_dict": True,
+    "tie_word_embeddings": True,
+    "chunk_size_feed_forward": 0,
+    "pruned_heads": {},
+    "finetuning_task": None,
+    "sep_token_id": None,
+    "decoder_start_token_id": None,
+    "tokenizer_class": None,
+    "is_encoder_decoder": False,
+}
+
+# transformers >= 4.56 writes "dtype"; older releases (and this package) write "torch_dtype".
+KEY_ALIASES = {"dtype": "torch_dtype"}
+# Written by transformers' save but not part of a model's description.
+NOT_SAVED = ("_name_or_path", "_commit_hash", "_attn_implementation", "_attn_implementation_autoset")
+
+
+class RobertaPreLayerNormConfig:
+    """Configuration of a RoBERTa-PreLayerNorm model; keyword arguments override the defaults.
+
+    `num_labels` (default 2) sets `id2label`/`label2id` to LABEL_0..; passing `id2label` sets `num_labels`.
+    """
+
+    model_type = MODEL_TYPE
+
+    def __init__(self, **kwargs):
+        for alias, key in KEY_ALIASES.items():
+            if alias in kwargs:
+                value = kwargs.pop(alias)
+                kwargs.setdefault(key, value)
+        for key, default in {**MODEL_DEFAULTS, **COMMON_DEFAULTS}.items():
+            setattr(self, key, copy.deepcopy(kwargs.pop(key, default)))
+        kwargs.pop("model_type", None)
+        num_labels = kwargs.pop("num_labels", None)
+        id2label = kwargs.pop("id2label", None)
+        label2id = kwargs.pop("label2id", None)
+        if id2label is not None:
+            self.id2label = {int(k): v for k, v in dict(id2label).items()}
+            if num_labels is not None and num_labels != len(self.id2label):
+                raise ValueError(
+                    f"num_labels={num_labels} disagrees with id2label, which has {len(self.id2label)} labels"
+                )
+        else:
+            self.num_labels = 2 if num_labels is None else num_labels
+        if label2id is not None:
+            self.label2id = {k: int(v) for k, v in dict(label2id).items()}
+        else:
+            self.label2id = {v: k for k, v in self.id2label.items()}
+        self.pruned_heads = {int(k): list(v) for k, v in (self.pruned_heads or {}).items()}
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self.validate()
+
+    # -- labels ---------------------------------------------------------------------------------------
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    @num_labels.setter
+    def num_labels(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"num_labels must be a positive int, got {value!r}")
+        if getattr(self, "id2label", None) is None or len(self.id2label) != value:
+            self.id2label = {i: f"LABEL_{i}" for i in range(value)}
+            self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def use_return_dict(self) -> bool:
+        return bool(self.return_dict)
+
+    @property
+    def dtype(self):
+        return self.torch_dtype
+
+    # -- validation -----------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError naming the field, its value and what is allowed, for an impossible config."""
+
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"config.{name} must be a positive int, got {value!r}")
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            positive_int(name)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"config.hidden_size ({self.hidden_size}) must be a multiple of config.num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is None and name == "classifier_dropout":
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"config.{name} must be a number in [0, 1], got {value!r}")
+        for name in ("layer_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"config.{name} must be a positive number, got {value!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"config.hidden_act={self.hidden_act!r} is not supported; use one of {ACTIVATIONS}")
+        if self.position_embedding_type != "absolute":
+            raise ValueError(
+                f"config.position_embedding_type={self.position_embedding_type!r} is not supported; this package "
+                "implements 'absolute' (the type of every published RoBERTa-PreLayerNorm checkpoint)"
+            )
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
+        if self.add_cross_attention and not self.is_decoder:
+            raise ValueError("config.add_cross_attention=True needs config.is_decoder=True")
+        if self.pruned_heads:
+            raise ValueError(f"config.pruned_heads={self.pruned_heads!r}: pruned checkpoints are not supported")
+        if self.torch_dtype is not None and str(self.torch_dtype).replace("torch.", "") not in DTYPES:
+            raise ValueError(f"config.torch_dtype={self.torch_dtype!r} is not one of {DTYPES} or None")
+        pad = self.pad_token_id
+        if pad is not None and (not isinstance(pad, int) or not 0 <= pad < self.vocab_size):
+            raise ValueError(f"config.pad_token_id must be an int in [0, vocab_size={self.vocab_size}), got {pad!r}")
+        if pad is not None and pad + 1 >= self.max_position_embeddings:
+            raise ValueError(
+                f"config.max_position_embeddings ({self.max_position_embeddings}) leaves no room for positions: "
+                f"RoBERTa positions start at pad_token_id + 1 = {pad + 1}"
+            )
+
+    # -- dict / JSON ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready (id2label keys as strings, as in config.json)."""
+        out = {key: copy.deepcopy(value) for key, value in vars(self).items() if key not in NOT_SAVED}
+        out["model_type"] = self.model_type
+        out["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        if out.get("torch_dtype") is not None:
+            out["torch_dtype"] = str(out["torch_dtype"]).replace("torch.", "")
+        return dict(sorted(out.items()))
+
+    def to_diff_dict(self) -> dict:
+        """What config.json holds: model fields always, generic fields only where they differ from defaults."""
+        out = self.to_dict()
+        default_labels = {str(i): f"LABEL_{i}" for i in range(2)}
+        if out["id2label"] == default_labels and out["label2id"] == {v: int(k) for k, v in default_labels.items()}:
+            del out["id2label"], out["label2id"]
+        for key, default in COMMON_DEFAULTS.items():
+            if key in out and out[key] == default:
+                del out[key]
+        return out
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **overrides) -> "RobertaPreLayerNormConfig":
+        model_type = config_dict.get("model_type", MODEL_TYPE)
+        if model_type != MODEL_TYPE:
+            raise ValueError(
+                f"config model_type is {model_type!r}, but this package implements {MODEL_TYPE!r} models only"
+            )
+        return cls(**{**config_dict, **overrides})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RobertaPreLayerNormConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+    # -- files ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs) -> "RobertaPreLayerNormConfig":
+        """Load config.json from a folder or hub id; remaining keyword arguments override its values."""
+        hub_kwargs = pop_hub_kwargs(kwargs)
+        path = resolve_file(name_or_path, CONFIG_NAME, **hub_kwargs)
+        if path is None:
+            raise CheckpointNotFoundError(f"{name_or_path!r} has no {CONFIG_NAME}")
+        return cls.from_json_file(path, **kwargs)
+
+    @classmethod
+    def from_json_file(cls, path, **overrides) -> "RobertaPreLayerNormConfig":
+        try:
+            with open(path, encoding="utf-8") as f:
+                config_dict = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from None
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"{path} must hold a JSON object, got {type(config_dict).__name__}")
+        try:
+            return cls.from_dict(config_dict, **overrides)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
+
+    def save_pretrained(self, save_directory) -> None:
+        """Write config.json into `save_directory` (atomically: a temporary file renamed into place)."""
+        from .checkpoint import atomic_write_text
+
+        os.makedirs(save_directory, exist_ok=True)
+        atomic_write_text(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())
+

@@ -1,0 +1,104 @@
+"""Find a checkpoint's files: in a local folder, or on the Hugging Face hub through its cache.
+
+Models and tokenizers share this one resolver, so `revision`, `cache_dir`, `token`, `local_files_only`
+and `HF_HUB_OFFLINE=1` behave the same for every file this package reads.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "subfolder")
+
+
+class CheckpointNotFoundError(OSError):
+    """Raised when a folder or hub id does not hold the file(s) a loader needs."""
+
+
+def pop_hub_kwargs(kwargs: dict) -> dict:
+    """Take the hub options (revision, cache_dir, ...) out of a from_pretrained **kwargs dict."""
+    return {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+
+
+def resolve_file(name_or_path: str | os.PathLike, filename: str, **hub_kwargs) -> Optional[str]:
+    """Local path of `filename` in a folder or hub repo, or None when the checkpoint has no such file.
+
+    Raises CheckpointNotFoundError when `name_or_path` is neither a folder nor a reachable hub repo.
+    """
+    name_or_path = os.fspath(name_or_path)
+    subfolder = hub_kwargs.get("subfolder") or ""
+    if os.path.isdir(name_or_path):
+        path = os.path.join(name_or_path, subfolder, filename)
+        return path if os.path.isfile(path) else None
+    if os.path.exists(name_or_path):
+        raise CheckpointNotFoundError(f"{name_or_path!r} is a file; from_pretrained expects a folder or a hub id")
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return hf_hub_download(
+            name_or_path,
+            filename,
+            subfolder=subfolder or None,
+            revision=hub_kwargs.get("revision"),
+            cache_dir=hub_kwargs.get("cache_dir"),
+            token=hub_kwargs.get("token"),
+            local_files_only=bool(hub_kwargs.get("local_files_only", False)),
+            force_download=bool(hub_kwargs.get("force_download", False)),
+            library_name="roberta-prelayernorm",
+        )
+    except EntryNotFoundError:
+        return None
+    except LocalEntryNotFoundError:
+        # Offline (or unreachable) and not in the cache: the file may or may not exist upstream.
+        if _repo_in_cache(name_or_path, hub_kwargs.get("cache_dir")):
+            return None
+        raise CheckpointNotFoundError(
+            f"{name_or_path!r} is not a local folder, and the hub repo is not in the cache "
+            f"({hub_kwargs.get('cache_dir') or _default_cache()}) while the hub cannot be reached "
+            "(HF_HUB_OFFLINE=1, local_files_only=True or no network). Download it once online, or pass a folder."
+        ) from None
+    except HFValidationError:
+        raise CheckpointNotFoundError(
+            f"{name_or_path!r} is neither a local folder nor a valid hub repo id ('owner/name')"
+        ) from None
+    except GatedRepoError as err:
+        raise CheckpointNotFoundError(f"hub repo {name_or_path!r} is gated; log in or pass token=: {err}") from None
+    except RepositoryNotFoundError:
+        raise CheckpointNotFoundError(
+            f"{name_or_path!r} is not a local folder and no hub repo of that name exists (or it is private: "
+            "pass token=)"
+        ) from None
+    except RevisionNotFoundError:
+        raise CheckpointNotFoundError(
+            f"hub repo {name_or_path!r} has no revision {hub_kwargs.get('revision')!r}"
+        ) from None
+
+
+def resolve_first(name_or_path, filenames: Sequence[str], **hub_kwargs) -> tuple[Optional[str], Optional[str]]:
+    """The first of `filenames` the checkpoint has, as (filename, local path); (None, None) when none."""
+    for filename in filenames:
+        path = resolve_file(name_or_path, filename, **hub_kwargs)
+        if path is not None:
+            return filename, path
+    return None, None
+
+
+def _default_cache() -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return HF_HUB_CACHE
+
+
+def _repo_in_cache(repo_id: str, cache_dir) -> bool:
+    folder = "models--" + repo_id.replace("/", "--")
+    return os.path.isdir(os.path.join(os.fspath(cache_dir or _default_cache()), folder))

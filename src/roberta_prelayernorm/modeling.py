@@ -1,0 +1,729 @@
+"""RoBERTa-PreLayerNorm in PyTorch: embeddings -> attention -> layer -> encoder -> model -> heads.
+
+Pre-LayerNorm: each sub-layer normalises its input (x + f(LN(x))) and one final LayerNorm follows the last
+layer. Module and parameter names equal transformers' state-dict keys, so checkpoints load without a key map.
+
+Shapes: B batch, T query length, S key length (past + T), C hidden size, H heads, D head size (C / H).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from .config import RobertaPreLayerNormConfig
+from .outputs import (
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from .validation import check_inputs, check_labels
+
+ACT_FNS = {
+    "gelu": F.gelu,
+    "gelu_python": F.gelu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+}
+
+
+def create_position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int, past_length: int = 0):
+    """RoBERTa positions: count real tokens from padding_idx + 1; pads keep position padding_idx."""
+    mask = input_ids.ne(padding_idx).int()
+    return ((torch.cumsum(mask, dim=1).type_as(mask) + past_length) * mask).long() + padding_idx
+
+
+class RobertaPreLayerNormEmbeddings(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(
+            config.max_position_embeddings, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.padding_idx = config.pad_token_id
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, past_length=0):
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, C)
+        B, T = inputs_embeds.shape[:2]
+        if position_ids is None:
+            if input_ids is not None:
+                position_ids = create_position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
+            else:  # embeddings give no way to see padding: number every position
+                first = self.padding_idx + 1 + past_length
+                position_ids = torch.arange(first, first + T, device=inputs_embeds.device).expand(B, T)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((B, T), dtype=torch.long, device=inputs_embeds.device)
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+def attend(q, k, v, mask, dropout_p: float, head_mask=None, need_weights: bool = False):
+    """Scaled dot-product attention over (B, H, T, D) queries and (B, H, S, D) keys/values.
+
+    `mask` is additive, broadcastable to (B, H, T, S); `head_mask` (H,) scales each head's output.
+    Runs SDPA (fused kernels) unless the attention weights are asked for.
+    Returns the context (B, H, T, D) and the weights (B, H, T, S) or None.
+    """
+    if not need_weights:
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        if head_mask is not None:  # scaling the weights of a head scales its output alike
+            context = context * head_mask.view(1, -1, 1, 1).to(context.dtype)
+        return context, None
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.size(-1))  # (B, H, T, S)
+    if mask is not None:
+        scores = scores + mask
+    weights = F.softmax(scores, dim=-1)
+    weights = F.dropout(weights, p=dropout_p)
+    if head_mask is not None:
+        weights = weights * head_mask.view(1, -1, 1, 1).to(weights.dtype)
+    return torch.matmul(weights, v), weights
+
+
+class RobertaPreLayerNormSelfAttention(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def split_heads(self, x):  # (B, T, C) -> (B, H, T, D)
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
+
+    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False):
+        """Self-attention, or cross-attention over `kv_states` (encoder outputs) when given.
+
+        `past` is this layer's cached (key, value): prepended for self-attention, reused as is for
+        cross-attention. Returns context (B, T, C), weights or None, and the (key, value) to cache.
+        """
+        q = self.split_heads(self.query(hidden_states))
+        if kv_states is not None and past is not None:
+            k, v = past
+        else:
+            source = hidden_states if kv_states is None else kv_states
+            k, v = self.split_heads(self.key(source)), self.split_heads(self.value(source))
+            if past is not None:
+                k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        p = self.dropout_prob if self.training else 0.0
+        context, weights = attend(q, k, v, mask, p, head_mask, need_weights)
+        B, _, T, _ = context.shape
+        return context.transpose(1, 2).reshape(B, T, -1), weights, (k, v)
+
+
+class RobertaPreLayerNormSelfOutput(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, residual):
+        return residual + self.dropout(self.dense(hidden_states))
+
+
+class RobertaPreLayerNormAttention(nn.Module):
+    """x + Attention(LN(x))."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.self = RobertaPreLayerNormSelfAttention(config)
+        self.output = RobertaPreLayerNormSelfOutput(config)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False):
+        context, weights, present = self.self(
+            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights
+        )
+        return self.output(context, hidden_states), weights, present
+
+
+class RobertaPreLayerNormIntermediate(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT_FNS[config.hidden_act]
+
+    def forward(self, hidden_states):
+        return self.intermediate_act_fn(self.dense(self.LayerNorm(hidden_states)))
+
+
+class RobertaPreLayerNormOutput(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, residual):
+        return residual + self.dropout(self.dense(hidden_states))
+
+
+class RobertaPreLayerNormLayer(nn.Module):
+    """Self-attention, cross-attention (decoders with add_cross_attention), then the feed-forward block."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.attention = RobertaPreLayerNormAttention(config)
+        if config.add_cross_attention:
+            self.crossattention = RobertaPreLayerNormAttention(config)
+        self.intermediate = RobertaPreLayerNormIntermediate(config)
+        self.output = RobertaPreLayerNormOutput(config)
+
+    def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_mask=None, past=None, need_weights=False):
+        """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer."""
+        self_past = past[:2] if past is not None else None
+        hidden_states, self_weights, present = self.attention(
+            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights
+        )
+        cross_weights = None
+        if encoder_hidden_states is not None:
+            if not hasattr(self, "crossattention"):
+                raise ValueError(
+                    "encoder_hidden_states was given, but the model has no cross-attention layers: build it with "
+                    "config.is_decoder=True and config.add_cross_attention=True"
+                )
+            cross_past = past[2:] if past is not None and len(past) == 4 else None
+            hidden_states, cross_weights, cross_present = self.crossattention(
+                hidden_states, encoder_mask, head_mask, encoder_hidden_states, cross_past, need_weights
+            )
+            present = present + cross_present
+        hidden_states = self.output(self.intermediate(hidden_states), hidden_states)
+        return hidden_states, (self_weights, cross_weights), present
+
+
+class RobertaPreLayerNormEncoder(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([RobertaPreLayerNormLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None, encoder_mask=None,
+                past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False):
+        all_hidden, all_self, all_cross, cache = [], [], [], []
+        for i, layer in enumerate(self.layer):
+            if output_hidden_states:
+                all_hidden.append(hidden_states)
+            args = (hidden_states, mask, None if head_mask is None else head_mask[i], encoder_hidden_states,
+                    encoder_mask, None if past_key_values is None else past_key_values[i], output_attentions)
+            if self.gradient_checkpointing and self.training:
+                from torch.utils.checkpoint import checkpoint as recompute
+
+                hidden_states, (self_w, cross_w), present = recompute(layer, *args, use_reentrant=False)
+            else:
+                hidden_states, (self_w, cross_w), present = layer(*args)
+            if use_cache:
+                cache.append(present)
+            if output_attentions:
+                all_self.append(self_w)
+                if cross_w is not None:
+                    all_cross.append(cross_w)
+        if output_hidden_states:
+            all_hidden.append(hidden_states)  # v4 semantics: the last layer's output, before the final LayerNorm
+        return (
+            hidden_states,
+            tuple(cache) if use_cache else None,
+            tuple(all_hidden) if output_hidden_states else None,
+            tuple(all_self) if output_attentions else None,
+            tuple(all_cross) if output_attentions and all_cross else None,
+        )
+
+
+class RobertaPreLayerNormPooler(nn.Module):
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states):
+        return self.activation(self.dense(hidden_states[:, 0]))  # the <s> token
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where attending is allowed, the dtype's minimum elsewhere (finite, so fully masked rows stay finite)."""
+    return torch.zeros((), dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+class RobertaPreLayerNormPreTrainedModel(checkpoint.PreTrainedMixin, nn.Module):
+    """Base of all models: weight initialisation, from_pretrained/save_pretrained and the usual utilities."""
+
+    config_class = RobertaPreLayerNormConfig
+    base_model_prefix = "roberta_prelayernorm"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        if not isinstance(config, RobertaPreLayerNormConfig):
+            raise TypeError(f"config must be a RobertaPreLayerNormConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' scheme: normal(0, initializer_range) weights, zero biases and pad rows, LayerNorm 1/0."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.data.normal_(mean=0.0, std=std)
+            if module.padding_idx is not None:
+                module.weight.data[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.data.fill_(1.0)
+            module.bias.data.zero_()
+        elif isinstance(module, RobertaPreLayerNormLMHead):
+            module.bias.data.zero_()
+
+    def backbone(self) -> "RobertaPreLayerNormModel":
+        return getattr(self, self.base_model_prefix, self)
+
+    def run_backbone(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                     output_attentions, output_hidden_states, **kwargs) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        return self.backbone()(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True, **kwargs
+        )
+
+    def finish(self, output_cls, return_dict, base, loss, **fields):
+        """Build the head's output: its type, or with return_dict=False the tuple transformers returns."""
+        if return_dict is None:
+            return_dict = self.config.use_return_dict
+        if return_dict:
+            extra = {k: getattr(base, k) for k in ("past_key_values", "cross_attentions") if k in output_cls.__dataclass_fields__}
+            return output_cls(loss=loss, **fields, hidden_states=base.hidden_states, attentions=base.attentions,
+                              **extra)
+        rest = tuple(v for v in (base.past_key_values, base.hidden_states, base.attentions, base.cross_attentions)
+                     if v is not None)
+        out = tuple(fields.values()) + rest
+        return ((loss,) + out) if loss is not None else out
+
+
+class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
+    """The bare encoder (or decoder, with config.is_decoder) with an optional pooler."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = RobertaPreLayerNormEmbeddings(config)
+        self.encoder = RobertaPreLayerNormEncoder(config)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler = RobertaPreLayerNormPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        head_mask=None,
+        inputs_embeds=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_values=None,
+        use_cache=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        """Run the encoder. See the README's "Forward arguments" for every argument; shapes are (B, T)."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.use_return_dict if return_dict is None else return_dict
+        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+        past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+        B, T = check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
+                            inputs_embeds, past_length)
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        dtype = embedding_output.dtype
+        mask = self.self_attention_mask(attention_mask, B, T, past_length, device)
+        encoder_mask = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_mask = additive_mask(encoder_attention_mask.bool()[:, None, None, :], dtype)
+        if mask is not None:
+            mask = additive_mask(mask, dtype)
+        if head_mask is not None:
+            head_mask = head_mask.expand(config.num_hidden_layers, -1) if head_mask.dim() == 1 else head_mask
+
+        sequence_output, cache, hidden_states, attentions, cross_attentions = self.encoder(
+            embedding_output, mask, head_mask, encoder_hidden_states, encoder_mask, past_key_values, use_cache,
+            output_attentions, output_hidden_states,
+        )
+        sequence_output = self.LayerNorm(sequence_output)
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        if not return_dict:
+            rest = tuple(v for v in (cache, hidden_states, attentions, cross_attentions) if v is not None)
+            return (sequence_output, pooled_output) + rest
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled_output,
+            hidden_states=hidden_states,
+            past_key_values=cache,
+            attentions=attentions,
+            cross_attentions=cross_attentions,
+        )
+
+    def self_attention_mask(self, attention_mask, B, T, past_length, device) -> Optional[torch.Tensor]:
+        """Boolean (B, 1, T|1, S) mask of the keys each query may see; None when it may see all of them."""
+        S = past_length + T
+        allowed = None
+        if attention_mask is not None:
+            allowed = attention_mask.bool()
+            allowed = allowed[:, None, :, :] if allowed.dim() == 3 else allowed[:, None, None, :]
+        if self.config.is_decoder:
+            causal = torch.ones((T, S), dtype=torch.bool, device=device).tril(diagonal=past_length)
+            allowed = causal[None, None] if allowed is None else allowed & causal
+        return allowed
+
+
+class RobertaPreLayerNormLMHead(nn.Module):
+    """dense -> gelu -> layer_norm -> decoder (tied to the word embeddings) + bias."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.decoder.bias = self.bias
+
+    def forward(self, features):
+        return self.decoder(self.layer_norm(F.gelu(self.dense(features))))
+
+
+class RobertaPreLayerNormClassificationHead(nn.Module):
+    """Sentence-level head on the <s> token: dropout -> dense -> tanh -> dropout -> out_proj."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(classifier_dropout(config))
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, features):
+        x = self.dropout(features[:, 0, :])
+        x = self.dropout(torch.tanh(self.dense(x)))
+        return self.out_proj(x)
+
+
+def classifier_dropout(config: RobertaPreLayerNormConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+def ignore_padding(labels, attention_mask):
+    """Labels at positions where attention_mask is 0 are ignored (-100) by every token-level loss."""
+    if labels is None or attention_mask is None or attention_mask.dim() != 2 or labels.shape != attention_mask.shape:
+        return labels
+    return labels.masked_fill(attention_mask.to(labels.device) == 0, -100)
+
+
+def loss_for(problem_type: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss transformers uses for each problem type (logits (..., N), labels as the type expects)."""
+    if problem_type == "regression":
+        if logits.size(-1) == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100)
+
+
+class RobertaPreLayerNormForSequenceClassification(RobertaPreLayerNormPreTrainedModel):
+    """Classification or regression on the <s> token; the loss follows config.problem_type."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        self.classifier = RobertaPreLayerNormClassificationHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                                 output_attentions, output_hidden_states)
+        logits = self.classifier(base.last_hidden_state)  # (B, num_labels)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if self.config.problem_type is None:  # decided as transformers decides it, and remembered
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            check_labels(self.config.problem_type, labels, logits, "labels")
+            loss = loss_for(self.config.problem_type, logits, labels)
+        return self.finish(SequenceClassifierOutput, return_dict, base, loss, logits=logits)
+
+
+class RobertaPreLayerNormForMultipleChoice(RobertaPreLayerNormPreTrainedModel):
+    """Scores each of N choices from the pooled output; inputs are (B, N, T)."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, labels=None, position_ids=None,
+                head_mask=None, inputs_embeds=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        source = input_ids if input_ids is not None else inputs_embeds
+        if source is None or source.dim() != (3 if input_ids is not None else 4):
+            raise ValueError(
+                "RobertaPreLayerNormForMultipleChoice expects input_ids of shape (batch, num_choices, seq_len) "
+                "or inputs_embeds of shape (batch, num_choices, seq_len, hidden); got "
+                f"{None if source is None else tuple(source.shape)}"
+            )
+        num_choices = source.shape[1]
+
+        def flat(t, keep=1):  # (B, N, T, ...) -> (B * N, T, ...)
+            return None if t is None else t.reshape(-1, *t.shape[t.dim() - keep:])
+
+        base = self.run_backbone(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                                 head_mask, flat(inputs_embeds, keep=2), output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(base.pooler_output)).view(-1, num_choices)  # (B, N)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            check_labels("single_label_classification", labels, logits, "labels")
+            loss = loss_for("single_label_classification", logits, labels)
+        return self.finish(MultipleChoiceModelOutput, return_dict, base, loss, logits=logits)
+
+
+class RobertaPreLayerNormForTokenClassification(RobertaPreLayerNormPreTrainedModel):
+    """A label per token (NER, POS tagging)."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                                 output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(base.last_hidden_state))  # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            labels = ignore_padding(labels.to(logits.device), attention_mask)
+            check_labels("single_label_classification", labels, logits, "labels")
+            loss = loss_for("single_label_classification", logits, labels)
+        return self.finish(TokenClassifierOutput, return_dict, base, loss, logits=logits)
+
+
+class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel):
+    """Extractive QA: a start and an end logit per token."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                                 output_attentions, output_hidden_states)
+        logits = self.qa_outputs(base.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions outside the sequence (e.g. answers cut off by truncation) are clamped to T and ignored.
+            T = start_logits.size(1)
+            losses = []
+            for name, positions, position_logits in (("start_positions", start_positions, start_logits),
+                                                      ("end_positions", end_positions, end_logits)):
+                positions = positions.to(start_logits.device)
+                positions = positions.squeeze(-1) if positions.dim() > 1 else positions
+                check_labels("positions", positions, position_logits, name)
+                losses.append(F.cross_entropy(position_logits, positions.clamp(0, T), ignore_index=T))
+            loss = (losses[0] + losses[1]) / 2
+        return self.finish(QuestionAnsweringModelOutput, return_dict, base, loss,
+                           start_logits=start_logits, end_logits=end_logits)
+
+
+class LMHeadMixin:
+    """Shared by the masked and causal LM heads: the decoder is tied to the input embeddings."""
+
+    _tied_weights_keys = ["lm_head.decoder.weight", "lm_head.decoder.bias"]
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head.decoder = new_embeddings
+
+
+class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedModel):
+    """Masked language modelling (the pre-training objective of the efficient_mlm checkpoints)."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        self.lm_head = RobertaPreLayerNormLMHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                                 output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
+                                 encoder_attention_mask=encoder_attention_mask)
+        logits = self.lm_head(base.last_hidden_state)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            labels = ignore_padding(labels.to(logits.device), attention_mask)
+            check_labels("single_label_classification", labels, logits, "labels")
+            loss = loss_for("single_label_classification", logits, labels)
+        return self.finish(MaskedLMOutput, return_dict, base, loss, logits=logits)
+
+
+class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedModel):
+    """Left-to-right LM (config.is_decoder=True), with a key/value cache and optional cross-attention."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig):
+        super().__init__(config)
+        if not config.is_decoder:
+            import warnings
+
+            warnings.warn("RobertaPreLayerNormForCausalLM is meant to run with config.is_decoder=True", stacklevel=2)
+        self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
+        self.lm_head = RobertaPreLayerNormLMHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                return_dict=None):
+        """`past_key_values`: per layer (key, value[, cross key, cross value]), each (B, H, S, D)."""
+        if labels is not None:
+            use_cache = False
+        base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+                                 output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
+                                 encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
+                                 use_cache=use_cache)
+        logits = self.lm_head(base.last_hidden_state)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            mask = attention_mask[:, -labels.size(1):] if attention_mask is not None else None
+            labels = ignore_padding(labels, mask)
+            check_labels("single_label_classification", labels, logits, "labels")
+            # Each position predicts the next token.
+            loss = loss_for("single_label_classification", logits[:, :-1], labels[:, 1:])
+        return self.finish(CausalLMOutputWithCrossAttentions, return_dict, base, loss, logits=logits)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
+                 temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                 eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
+                 encoder_hidden_states=None, encoder_attention_mask=None, generator=None) -> torch.Tensor:
+        """Greedy (default) or sampled decoding with the key/value cache; returns prompt + new tokens (B, T + n).
+
+        Sequences that emit `eos_token_id` are padded with `pad_token_id` afterwards.
+        """
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if do_sample and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        eos_token_id = self.config.eos_token_id if eos_token_id is None else eos_token_id
+        pad_token_id = self.config.pad_token_id if pad_token_id is None else pad_token_id
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        # RoBERTa positions count real tokens, so padding in the prompt shifts the positions that follow it.
+        position_ids = create_position_ids_from_input_ids(
+            input_ids.masked_fill(attention_mask == 0, self.config.pad_token_id), self.config.pad_token_id
+        )
+        next_position = position_ids.max(dim=1, keepdim=True).values.clamp(min=self.config.pad_token_id) + 1
+        tokens, past = input_ids, None
+        step_ids = input_ids
+        done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
+        for _ in range(max_new_tokens):
+            out = self(step_ids, attention_mask=attention_mask, position_ids=position_ids,
+                       encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
+                       past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            scores = out.logits[:, -1, :].float()
+            if do_sample:
+                next_ids = sample(scores / temperature, top_k, top_p, generator)
+            else:
+                next_ids = scores.argmax(dim=-1)
+            if eos_token_id is not None:
+                next_ids = next_ids.masked_fill(done, pad_token_id)
+                done |= next_ids.eq(eos_token_id)
+            tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
+            step_ids = next_ids[:, None]
+            attention_mask = torch.cat([attention_mask, torch.ones_like(step_ids)], dim=1)
+            position_ids, next_position = next_position, next_position + 1
+            if eos_token_id is not None and bool(done.all()):
+                break
+        return tokens
+
+
+def sample(scores: torch.Tensor, top_k: Optional[int], top_p: Optional[float], generator=None) -> torch.Tensor:
+    """Draw one token per row from softmax(scores), keeping the top_k tokens and the top_p probability mass."""
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(scores, min(top_k, scores.size(-1))).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative - sorted_scores.softmax(dim=-1) >= top_p  # keep the token that crosses top_p
+        scores = scores.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
+
+MODEL_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        RobertaPreLayerNormModel,
+        RobertaPreLayerNormForSequenceClassification,
+        RobertaPreLayerNormForMultipleChoice,
+        RobertaPreLayerNormForTokenClassification,
+        RobertaPreLayerNormForQuestionAnswering,
+        RobertaPreLayerNormForMaskedLM,
+        RobertaPreLayerNormForCausalLM,
+    )
+}

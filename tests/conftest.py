@@ -1,0 +1,34 @@
+"""Shared fixtures."""
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def bpe_dir(tmp_path_factory):
+    """A folder with vocab.json + merges.txt of a small byte-level BPE vocabulary in RoBERTa's layout.
+
+    There is no RoBERTa vocabulary offline, so one is trained with `tokenizers` on CPython's own documentation
+    (pydoc_data.topics): <s>=0 <pad>=1 </s>=2 <unk>=3, bytes and merges, and <mask> last (id 1499).
+    """
+    from pydoc_data.topics import topics
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=1499,
+        min_frequency=2,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(topics.values()), trainer=trainer)
+    folder = tmp_path_factory.mktemp("bpe")
+    tokenizer.model.save(str(folder))
+    vocab_path = folder / "vocab.json"
+    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+    vocab["<mask>"] = len(vocab)
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return folder
