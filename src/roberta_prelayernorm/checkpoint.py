@@ -258,9 +258,7 @@ class PreTrainedMixin:
         else:
             if not isinstance(config, RobertaPreLayerNormConfig):
                 raise TypeError(f"config must be a RobertaPreLayerNormConfig, got {type(config).__name__}")
-            for key, value in kwargs.items():
-                setattr(config, key, value)
-            config.validate()
+            config.update(kwargs)
         state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
         state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)

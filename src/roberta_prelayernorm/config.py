@@ -207,7 +207,19 @@ class RobertaPreLayerNormConfig:
             raise ValueError(
                 f"config model_type is {model_type!r}, but this package implements {MODEL_TYPE!r} models only"
             )
-        return cls(**{**config_dict, **overrides})
+        config = cls(**config_dict)
+        config.update(overrides)
+        return config
+
+    def update(self, values: dict) -> None:
+        """Set fields as from_pretrained's overrides do (num_labels=3 re-labels), then validate."""
+        for key, value in values.items():
+            setattr(self, KEY_ALIASES.get(key, key), value)
+        if "id2label" in values:
+            self.id2label = {int(k): v for k, v in dict(values["id2label"]).items()}
+            if "label2id" not in values:
+                self.label2id = {v: k for k, v in self.id2label.items()}
+        self.validate()
 
     def __eq__(self, other) -> bool:
         return isinstance(other, RobertaPreLayerNormConfig) and self.to_dict() == other.to_dict()

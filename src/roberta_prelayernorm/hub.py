@@ -56,8 +56,6 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, **hub_kwargs) -
             force_download=bool(hub_kwargs.get("force_download", False)),
             library_name="roberta-prelayernorm",
         )
-    except EntryNotFoundError:
-        return None
     except LocalEntryNotFoundError:
         # Offline (or unreachable) and not in the cache: the file may or may not exist upstream.
         if _repo_in_cache(name_or_path, hub_kwargs.get("cache_dir")):
@@ -67,6 +65,8 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, **hub_kwargs) -
             f"({hub_kwargs.get('cache_dir') or _default_cache()}) while the hub cannot be reached "
             "(HF_HUB_OFFLINE=1, local_files_only=True or no network). Download it once online, or pass a folder."
         ) from None
+    except EntryNotFoundError:  # after LocalEntryNotFoundError, its subclass
+        return None
     except HFValidationError:
         raise CheckpointNotFoundError(
             f"{name_or_path!r} is neither a local folder nor a valid hub repo id ('owner/name')"

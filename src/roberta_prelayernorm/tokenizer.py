@@ -92,9 +92,10 @@ class BatchEncoding(dict):
     sequences, as in transformers.
     """
 
-    def __init__(self, data=None, encodings=None, tensor_type: Optional[str] = None):
+    def __init__(self, data=None, encodings=None, tensor_type: Optional[str] = None, id_to_token=None):
         super().__init__(data or {})
         self._encodings = encodings
+        self._id_to_token = id_to_token
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
 
@@ -110,8 +111,12 @@ class BatchEncoding(dict):
         if self._encodings is None:
             raise KeyError(f"{key!r}: integer indexing needs the encodings of a tokenizer call")
         if isinstance(key, slice):
-            return BatchEncoding({k: v[key] for k, v in self.items()}, self._encodings[key])
+            return BatchEncoding({k: v[key] for k, v in self.items()}, self._encodings[key], None, self._id_to_token)
         return self._encodings[key]
+
+    def __reduce__(self):
+        # Pickle (as DataLoader workers do) the data and encodings, not the whole tokenizer behind tokens().
+        return BatchEncoding, (dict(self), self._encodings)
 
     @property
     def data(self) -> dict:
@@ -165,7 +170,13 @@ class BatchEncoding(dict):
         return token_index + len(self._encoding(batch_index)) if token_index < 0 else token_index
 
     def tokens(self, batch_index: int = 0) -> list[str]:
-        return self._encoding(batch_index).tokens
+        """The vocabulary tokens of a row. (The engine's own `Encoding.tokens` spells a token that strips
+        spaces by the text it matched, " <mask>", which is no vocabulary entry: transformers' fast tokenizer
+        returns that; the slow one, and this, return "<mask>".)"""
+        encoding = self._encoding(batch_index)
+        if self._id_to_token is None:  # unpickled: the tokenizer did not travel with the data
+            return encoding.tokens
+        return [self._id_to_token(index) for index in encoding.ids]
 
     def word_ids(self, batch_index: int = 0) -> list[Optional[int]]:
         """The word each token comes from (None for special and padding tokens)."""
@@ -650,7 +661,8 @@ class RobertaPreLayerNormTokenizer:
         return self(text, text_pair, add_special_tokens=add_special_tokens, **kwargs)["input_ids"]
 
     def tokenize(self, text: str, pair: Optional[str] = None, add_special_tokens: bool = False, **kwargs) -> list[str]:
-        """The BPE tokens (byte-level strings, "Ġ" for a space) of a text."""
+        """The BPE tokens (byte-level strings, "Ġ" for a space) of a text; the ids are
+        convert_tokens_to_ids(tokenize(text)), which transformers' fast tokenizer breaks for "a <mask>"."""
         return self(text, pair, add_special_tokens=add_special_tokens, **kwargs).tokens()
 
     def _encode(
@@ -749,8 +761,10 @@ class RobertaPreLayerNormTokenizer:
         if max_length is None and verbose and data["input_ids"]:
             self._warn_if_too_long(max(len(ids) for ids in data["input_ids"]))
         if not batched and return_tensors is None and not return_overflowing_tokens:
+            # One input: drop the batch axis of every key, "length" included (an int, as in the slow tokenizer;
+            # transformers' fast one leaves it as [n]).
             data = {key: value[0] for key, value in data.items()}
-        return BatchEncoding(data, encodings, tensor_type=return_tensors)
+        return BatchEncoding(data, encodings, return_tensors, self._tokenizer.id_to_token)
 
     def _strategies(self, padding, truncation, max_length, pad_to_multiple_of, verbose):
         """Normalise padding/truncation/max_length as transformers' _get_padding_truncation_strategies does."""

@@ -1,0 +1,194 @@
+"""from_pretrained / save_pretrained: file formats, shards, the hub cache, dtypes, key prefixes, bad files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import roberta_prelayernorm as rp
+from hubcache import add_to_hub_cache, go_offline
+from parity import assert_close, padded_batch, tiny_config_dict, transformers_model
+
+transformers = pytest.importorskip("transformers")
+
+MLM = "RobertaPreLayerNormForMaskedLM"
+
+
+def logits_equal(ours_model, theirs_model):
+    input_ids, attention_mask, _ = padded_batch(99)
+    with torch.no_grad():
+        ours = ours_model(input_ids, attention_mask).logits
+        theirs = theirs_model(input_ids, attention_mask).logits
+    assert_close(ours, theirs, "logits", rows=attention_mask.bool())
+
+
+@pytest.mark.parametrize("safe", [True, False])
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_single_file_and_sharded_checkpoints(tmp_path, safe, shard):
+    theirs = transformers_model(MLM)
+    kwargs = {"safe_serialization": safe}
+    if shard:
+        kwargs["max_shard_size"] = shard
+    theirs.save_pretrained(tmp_path, **kwargs)
+    index = "model.safetensors.index.json" if safe else "pytorch_model.bin.index.json"
+    assert (tmp_path / index).exists() == bool(shard)
+    logits_equal(rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path), theirs)
+
+
+def test_loads_offline_from_the_hub_cache_by_id(tmp_path, monkeypatch):
+    theirs = transformers_model(MLM)
+    theirs.save_pretrained(tmp_path / "model", safe_serialization=False)  # efficient_mlm ships .bin only
+    add_to_hub_cache(tmp_path / "cache", "andreasmadsen/efficient_mlm_m0.40", tmp_path / "model")
+    go_offline(monkeypatch, tmp_path / "cache")
+    ours = rp.AutoModelForMaskedLM.from_pretrained("andreasmadsen/efficient_mlm_m0.40")
+    logits_equal(ours, theirs)
+    ours = rp.AutoModelForMaskedLM.from_pretrained("andreasmadsen/efficient_mlm_m0.40", revision="main",
+                                                   cache_dir=tmp_path / "cache")
+    logits_equal(ours, theirs)
+    with pytest.raises(OSError, match="not in the cache"):
+        rp.AutoModel.from_pretrained("andreasmadsen/efficient_mlm_m0.99")
+    with pytest.raises(OSError, match="neither a local folder nor a valid hub repo id"):
+        rp.AutoModel.from_pretrained("no such folder//x")
+
+
+@pytest.mark.parametrize("requested,expected", [
+    (None, torch.float32), ("auto", torch.bfloat16), ("float16", torch.float16), (torch.bfloat16, torch.bfloat16),
+])
+def test_torch_dtype(tmp_path, requested, expected):
+    theirs = transformers_model(MLM).to(torch.bfloat16)
+    theirs.save_pretrained(tmp_path)
+    ours = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path, torch_dtype=requested)
+    assert ours.dtype == expected and all(p.dtype == expected for p in ours.parameters())
+    assert ours.lm_head.decoder.weight is ours.get_input_embeddings().weight
+
+
+def test_head_on_a_pretrained_encoder_reports_new_weights(tmp_path, caplog):
+    transformers_model(MLM).save_pretrained(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="roberta_prelayernorm"):
+        model, info = rp.AutoModelForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.dense.bias", "classifier.dense.weight",
+                                            "classifier.out_proj.bias", "classifier.out_proj.weight"]
+    assert set(info["unexpected_keys"]) == {"lm_head.bias", "lm_head.dense.weight", "lm_head.dense.bias",
+                                            "lm_head.layer_norm.weight", "lm_head.layer_norm.bias"}
+    assert "newly initialised: classifier.dense.weight" in caplog.text
+    # newly initialised weights follow the init scheme (normal(0, 0.02), zero bias), nothing left on meta
+    assert not any(p.is_meta for p in model.parameters())
+    assert model.classifier.out_proj.bias.abs().max() == 0
+    assert 0.01 < model.classifier.dense.weight.std().item() < 0.03
+    assert model.config.num_labels == 5
+
+
+def test_prefix_is_added_and_stripped(tmp_path):
+    base = transformers_model("RobertaPreLayerNormModel")
+    base.save_pretrained(tmp_path / "base")  # keys without the roberta_prelayernorm. prefix
+    head, info = rp.RobertaPreLayerNormForTokenClassification.from_pretrained(tmp_path / "base",
+                                                                             output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+    assert torch.equal(head.roberta_prelayernorm.embeddings.word_embeddings.weight,
+                       base.embeddings.word_embeddings.weight)
+    mlm = transformers_model(MLM)
+    mlm.save_pretrained(tmp_path / "mlm")
+    bare, info = rp.RobertaPreLayerNormModel.from_pretrained(tmp_path / "mlm", add_pooling_layer=False,
+                                                            output_loading_info=True)
+    assert info["missing_keys"] == [] and bare.pooler is None
+    assert torch.equal(bare.encoder.layer[1].attention.self.query.weight,
+                       mlm.roberta_prelayernorm.encoder.layer[1].attention.self.query.weight)
+
+
+def test_no_weight_is_initialised_twice(tmp_path, monkeypatch):
+    transformers_model(MLM).save_pretrained(tmp_path)
+    calls = []
+    original = rp.RobertaPreLayerNormPreTrainedModel._init_weights
+    monkeypatch.setattr(rp.RobertaPreLayerNormPreTrainedModel, "_init_weights",
+                        lambda self, module: (calls.append(type(module).__name__), original(self, module)))
+    rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    assert calls == []
+    rp.RobertaPreLayerNormForQuestionAnswering.from_pretrained(tmp_path, num_labels=2)
+    assert calls == ["Linear"]  # qa_outputs only
+
+
+def test_mismatched_sizes(tmp_path):
+    transformers_model("RobertaPreLayerNormForSequenceClassification", num_labels=3).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"classifier.out_proj.weight: checkpoint \(3, 32\), model \(7, 32\)"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path, num_labels=7)
+    model, info = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(
+        tmp_path, num_labels=7, ignore_mismatched_sizes=True, output_loading_info=True)
+    assert model.classifier.out_proj.weight.shape == (7, 32)
+    assert {k for k, _, _ in info["mismatched_keys"]} == {"classifier.out_proj.weight", "classifier.out_proj.bias"}
+
+
+def test_old_checkpoints_with_position_id_buffers_load(tmp_path):
+    theirs = transformers_model(MLM)
+    state = dict(theirs.state_dict())
+    state["roberta_prelayernorm.embeddings.position_ids"] = torch.arange(40)[None]
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    theirs.config.save_pretrained(tmp_path)
+    model, info = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["unexpected_keys"] == [] and info["missing_keys"] == []
+    logits_equal(model, theirs)
+
+
+def test_tied_weights_are_saved_once(tmp_path):
+    model = rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict()))
+    model.save_pretrained(tmp_path)
+    keys = set(load_file(tmp_path / "model.safetensors"))
+    assert "roberta_prelayernorm.embeddings.word_embeddings.weight" in keys and "lm_head.bias" in keys
+    assert "lm_head.decoder.weight" not in keys and "lm_head.decoder.bias" not in keys
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["RobertaPreLayerNormForMaskedLM"] and config["torch_dtype"] == "float32"
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    untied = rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict(),
+                                                                           tie_word_embeddings=False))
+    untied.save_pretrained(tmp_path / "untied")
+    reloaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "untied")
+    assert torch.equal(reloaded.lm_head.decoder.weight, untied.lm_head.decoder.weight)
+    assert reloaded.lm_head.decoder.weight is not reloaded.get_input_embeddings().weight
+
+
+def test_bin_files_never_unpickle_code(tmp_path):
+    transformers_model(MLM).config.save_pretrained(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"x": Payload()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pytorch_model.bin"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_shard_index_leaving_the_folder_is_refused(tmp_path):
+    transformers_model(MLM).config.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "../evil.safetensors"}}))
+    with pytest.raises(ValueError, match="outside the checkpoint folder"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+
+
+def test_bad_files_get_errors_naming_them(tmp_path):
+    theirs = transformers_model(MLM)
+    theirs.save_pretrained(tmp_path, max_shard_size="20KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    shard = sorted(set(index["weight_map"].values()))[-1]
+    os.remove(tmp_path / shard)
+    with pytest.raises(ValueError, match=f"lists shard '{shard}'"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    single = tmp_path / "single"
+    theirs.save_pretrained(single)
+    data = (single / "model.safetensors").read_bytes()
+    (single / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read weights file .*model.safetensors"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(single)
+    with pytest.raises(OSError, match="has no weights"):
+        os.remove(single / "model.safetensors")
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(single)
+    with pytest.raises(OSError, match="has no config.json"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path.parent)
+    with pytest.raises(OSError, match="neither a local folder nor a valid hub repo id"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "missing")

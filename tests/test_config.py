@@ -1,0 +1,99 @@
+"""config.json in and out, as transformers reads and writes it."""
+
+import json
+
+import pytest
+
+import roberta_prelayernorm as rp
+
+transformers = pytest.importorskip("transformers")
+
+
+def test_defaults_equal_transformers():
+    ours, theirs = rp.RobertaPreLayerNormConfig(), transformers.RobertaPreLayerNormConfig()
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "bos_token_id",
+                "eos_token_id", "position_embedding_type", "use_cache", "classifier_dropout", "is_decoder",
+                "add_cross_attention", "num_labels", "id2label", "label2id", "problem_type", "architectures",
+                "tie_word_embeddings", "output_attentions", "output_hidden_states", "use_return_dict"):
+        assert getattr(ours, key) == getattr(theirs, key), key
+
+
+def test_written_json_equals_transformers(tmp_path):
+    kwargs = dict(num_labels=3, hidden_size=64, num_attention_heads=4, is_decoder=True, problem_type="regression",
+                  id2label={0: "neg", 1: "neu", 2: "pos"}, label2id={"neg": 0, "neu": 1, "pos": 2},
+                  classifier_dropout=0.2)
+    rp.RobertaPreLayerNormConfig(**kwargs).save_pretrained(tmp_path / "ours")
+    transformers.RobertaPreLayerNormConfig(**kwargs).save_pretrained(tmp_path / "theirs")
+    ours = json.loads((tmp_path / "ours" / "config.json").read_text())
+    theirs = json.loads((tmp_path / "theirs" / "config.json").read_text())
+    theirs.pop("transformers_version")
+    assert ours == theirs
+
+
+def test_transformers_config_loads_here_with_unknown_keys_kept(tmp_path):
+    config = transformers.RobertaPreLayerNormConfig(vocab_size=120, num_labels=4, finetuning_task="sst2")
+    config.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data["my_custom_key"] = [1, 2]
+    data["torch_dtype"] = "bfloat16"
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    ours = rp.AutoConfig.from_pretrained(tmp_path, num_labels=4, hidden_dropout_prob=0.0)
+    assert ours.vocab_size == 120 and ours.num_labels == 4 and ours.id2label[3] == "LABEL_3"
+    assert ours.hidden_dropout_prob == 0.0 and ours.my_custom_key == [1, 2] and ours.torch_dtype == "bfloat16"
+    ours.save_pretrained(tmp_path / "back")
+    back = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert back["my_custom_key"] == [1, 2] and back["finetuning_task"] == "sst2"
+    assert back["transformers_version"] == data["transformers_version"]  # unknown keys are written back as read
+    theirs = transformers.AutoConfig.from_pretrained(tmp_path / "back")
+    assert theirs.vocab_size == 120 and theirs.num_labels == 4 and theirs.hidden_dropout_prob == 0.0
+
+
+def test_num_labels_and_id2label():
+    config = rp.RobertaPreLayerNormConfig(num_labels=5)
+    assert config.id2label == {i: f"LABEL_{i}" for i in range(5)} and config.label2id["LABEL_4"] == 4
+    config = rp.RobertaPreLayerNormConfig(id2label={"0": "a", "1": "b", "2": "c"})
+    assert config.num_labels == 3 and config.id2label[2] == "c" and config.label2id == {"a": 0, "b": 1, "c": 2}
+    config.num_labels = 2
+    assert config.id2label == {0: "LABEL_0", 1: "LABEL_1"}
+
+
+def test_dtype_alias_of_newer_transformers():
+    assert rp.RobertaPreLayerNormConfig(dtype="float16").torch_dtype == "float16"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(hidden_size=30, num_attention_heads=4), "multiple of config.num_attention_heads"),
+    (dict(vocab_size=0), "vocab_size must be a positive int"),
+    (dict(num_hidden_layers=2.5), "num_hidden_layers"),
+    (dict(hidden_dropout_prob=1.5), r"hidden_dropout_prob must be a number in \[0, 1\]"),
+    (dict(hidden_act="gelu_fancy"), "hidden_act='gelu_fancy' is not supported"),
+    (dict(problem_type="ranking"), "problem_type='ranking'"),
+    (dict(add_cross_attention=True), "needs config.is_decoder=True"),
+    (dict(position_embedding_type="relative_key"), "position_embedding_type='relative_key'"),
+    (dict(layer_norm_eps=-1), "layer_norm_eps must be a positive number"),
+    (dict(pad_token_id=70000), "pad_token_id"),
+    (dict(num_labels=0), "num_labels must be a positive int"),
+    (dict(max_position_embeddings=2), "leaves no room for positions"),
+])
+def test_impossible_configs_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rp.RobertaPreLayerNormConfig(**kwargs)
+
+
+def test_config_of_another_model_type_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 10}))
+    with pytest.raises(ValueError, match="model_type is 'bert'"):
+        rp.AutoConfig.from_pretrained(tmp_path)
+
+
+def test_config_errors_name_the_file(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta-prelayernorm", "hidden_size": "768"}))
+    with pytest.raises(ValueError, match=r"config.json: config.hidden_size must be a positive int, got '768'"):
+        rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="has no config.json"):
+        rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path / "..")

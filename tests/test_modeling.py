@@ -1,0 +1,227 @@
+"""Model behaviour beyond the parity tests: outputs, utilities, generation, input errors, padding contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from parity import assert_close, padded_batch, tiny_config_dict, transformers_model
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny(cls=rp.RobertaPreLayerNormForMaskedLM, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return cls(rp.RobertaPreLayerNormConfig(**tiny_config_dict(**overrides))).eval()
+
+
+def test_output_is_attribute_key_and_index_addressable():
+    model = tiny(rp.RobertaPreLayerNormForSequenceClassification)
+    input_ids, attention_mask, _ = padded_batch(99)
+    out = model(input_ids, attention_mask, labels=torch.tensor([0, 1, 2]))
+    assert out.loss is out["loss"] is out[0] and out.logits is out[1] and out.hidden_states is None
+    assert list(out.keys()) == ["loss", "logits"] and len(out.to_tuple()) == 2
+    out = model(input_ids, attention_mask, output_hidden_states=True)
+    assert out[0] is out.logits and out[1] is out.hidden_states and "loss" not in out
+
+
+def test_parameter_and_module_names_equal_transformers():
+    """Checkpoint keys and the module names LoRA's target_modules=["query", "value"] finds."""
+    for name in ("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormForMultipleChoice"):
+        ours = tiny(getattr(rp, name))
+        theirs = transformers_model(name)
+        assert set(ours.state_dict()) == set(theirs.state_dict())
+        targets = [n for n, _ in ours.named_modules() if n.split(".")[-1] in ("query", "value")]
+        assert targets == [n for n, _ in theirs.named_modules() if n.split(".")[-1] in ("query", "value")]
+        assert len(targets) == 6
+        assert ours.num_parameters() == theirs.num_parameters()
+        assert ours.num_parameters(exclude_embeddings=True) == theirs.num_parameters(exclude_embeddings=True)
+
+
+def test_init_weights_scheme():
+    model = tiny(initializer_range=0.05, vocab_size=2000, hidden_size=64, intermediate_size=256)
+    embeddings = model.get_input_embeddings().weight
+    assert abs(embeddings.std().item() - 0.05) < 0.003 and embeddings[1].abs().max() == 0  # pad row zero
+    layer = model.roberta_prelayernorm.encoder.layer[0]
+    assert layer.intermediate.dense.bias.abs().max() == 0
+    assert torch.equal(layer.attention.LayerNorm.weight, torch.ones(64))
+    assert model.lm_head.decoder.weight is embeddings and model.lm_head.decoder.bias is model.lm_head.bias
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties():
+    model = tiny()
+    old = model.get_input_embeddings().weight.detach().clone()
+    new = model.resize_token_embeddings(110, pad_to_multiple_of=8)
+    assert new.num_embeddings == 112 and model.config.vocab_size == 112
+    assert torch.equal(model.get_input_embeddings().weight[:99], old)
+    assert model.lm_head.decoder.weight is model.get_input_embeddings().weight
+    assert model.lm_head.bias.shape == (112,) and model.lm_head.decoder.bias is model.lm_head.bias
+    out = model(torch.tensor([[0, 111, 2]]))
+    assert out.logits.shape == (1, 3, 112)
+    model.resize_token_embeddings(50)
+    assert model.lm_head.bias.shape == (50,) and model(torch.tensor([[0, 49, 2]])).logits.shape[-1] == 50
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = tiny(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+    input_ids, attention_mask, _ = padded_batch(99)
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+
+    def grads():
+        model.zero_grad()
+        model(input_ids, attention_mask, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    recomputed = grads()
+    assert plain.keys() == recomputed.keys()
+    for name in plain:
+        assert_close(recomputed[name], plain[name], name, atol=1e-6)
+
+
+def test_device_dtype_and_training_mode():
+    model = tiny()
+    assert model.device == torch.device("cpu") and model.dtype == torch.float32
+    model.to(torch.bfloat16)
+    assert model.dtype == torch.bfloat16
+    out = model(torch.tensor([[0, 5, 6, 2]]))
+    assert out.logits.dtype == torch.bfloat16
+
+
+def test_sdpa_path_equals_the_explicit_attention_path():
+    model = tiny(rp.RobertaPreLayerNormModel)
+    input_ids, attention_mask, _ = padded_batch(99)
+    with torch.no_grad():
+        fused = model(input_ids, attention_mask).last_hidden_state
+        explicit = model(input_ids, attention_mask, output_attentions=True).last_hidden_state
+    assert_close(fused, explicit, "last_hidden_state", rows=attention_mask.bool())
+
+
+def test_real_tokens_do_not_depend_on_padding_or_batch_mates():
+    model = tiny(rp.RobertaPreLayerNormForTokenClassification)
+    input_ids, attention_mask, _ = padded_batch(99, lengths=(5, 9, 2))
+    with torch.no_grad():
+        batched = model(input_ids, attention_mask).logits
+        for row, n in enumerate((5, 9, 2)):
+            alone = model(input_ids[row:row + 1, :n]).logits[0]
+            assert_close(batched[row, :n], alone, f"row {row}")
+            extra = torch.cat([input_ids[row:row + 1, :n], torch.ones(1, 7, dtype=torch.long)], dim=1)
+            mask = torch.cat([torch.ones(1, n), torch.zeros(1, 7)], dim=1)
+            assert_close(model(extra, mask).logits[0, :n], alone, f"row {row} with more padding")
+
+
+def test_labels_at_padding_are_ignored():
+    model = tiny(rp.RobertaPreLayerNormForTokenClassification)
+    input_ids, attention_mask, _ = padded_batch(99)
+    labels = torch.randint(0, 3, input_ids.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        loss = model(input_ids, attention_mask, labels=labels).loss
+        explicit = model(input_ids, attention_mask, labels=labels.masked_fill(attention_mask == 0, -100)).loss
+    assert_close(loss, explicit, "loss")
+
+
+def greedy_by_full_forwards(model, input_ids, steps):
+    tokens = input_ids
+    for _ in range(steps):
+        with torch.no_grad():
+            next_ids = model(tokens).logits[:, -1].argmax(-1, keepdim=True)
+        tokens = torch.cat([tokens, next_ids], dim=1)
+    return tokens
+
+
+def test_generate_greedy_equals_repeated_full_forwards():
+    model = tiny(rp.RobertaPreLayerNormForCausalLM, is_decoder=True)
+    prompt = torch.randint(3, 99, (2, 5), generator=torch.Generator().manual_seed(0))
+    out = model.generate(prompt, max_new_tokens=8, eos_token_id=-1)
+    assert out.shape == (2, 13) and torch.equal(out, greedy_by_full_forwards(model, prompt, 8))
+
+
+def test_generate_sampling_is_seeded_and_stops_at_eos():
+    model = tiny(rp.RobertaPreLayerNormForCausalLM, is_decoder=True)
+    prompt = torch.randint(3, 99, (3, 4), generator=torch.Generator().manual_seed(1))
+    kwargs = dict(max_new_tokens=6, do_sample=True, temperature=0.7, top_k=20, top_p=0.9, eos_token_id=-1)
+    a = model.generate(prompt, generator=torch.Generator().manual_seed(5), **kwargs)
+    b = model.generate(prompt, generator=torch.Generator().manual_seed(5), **kwargs)
+    assert torch.equal(a, b) and a.shape == (3, 10)
+    greedy = model.generate(prompt, max_new_tokens=6, eos_token_id=-1)
+    eos = int(greedy[0, 5])  # make the second generated token of row 0 the end of sequence
+    out = model.generate(prompt, max_new_tokens=6, eos_token_id=eos, pad_token_id=1)
+    assert int(out[0, 5]) == eos and (out[0, 6:] == 1).all()
+
+
+def test_generate_with_left_padded_prompts_equals_unpadded():
+    model = tiny(rp.RobertaPreLayerNormForCausalLM, is_decoder=True)
+    short = torch.tensor([[0, 17, 33]])
+    padded = torch.tensor([[1, 1, 0, 17, 33]])
+    mask = torch.tensor([[0, 0, 1, 1, 1]])
+    alone = model.generate(short, max_new_tokens=5, eos_token_id=-1)
+    batched = model.generate(padded, attention_mask=mask, max_new_tokens=5, eos_token_id=-1)
+    assert torch.equal(batched[:, 2:], alone)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(input_ids=torch.tensor([[0, 99, 2]])), r"input_ids holds 99 .* \[0, 99\).*vocab_size=99"),
+    (dict(input_ids=torch.tensor([[0, -1, 2]])), r"input_ids holds -1"),
+    (dict(input_ids=torch.tensor([[0.0, 5.0]])), "input_ids must hold integers"),
+    (dict(input_ids=torch.tensor([0, 5, 2])), r"input_ids must have shape \(batch, seq_len\), got \(3,\)"),
+    (dict(input_ids=torch.zeros((2, 0), dtype=torch.long)), "empty input"),
+    (dict(), "pass exactly one of input_ids and inputs_embeds, got neither"),
+    (dict(input_ids=torch.tensor([[0, 2]]), inputs_embeds=torch.zeros(1, 2, 32)), "got both"),
+    (dict(inputs_embeds=torch.zeros(1, 2, 31)), r"inputs_embeds must have shape \(batch, seq_len, hidden_size=32\)"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), attention_mask=torch.ones(1, 4)), r"attention_mask must have shape"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), token_type_ids=torch.tensor([[0, 2, 0]])),
+     r"token_type_ids holds 2 .* type_vocab_size=2"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), token_type_ids=torch.tensor([[0, 1]])), "token_type_ids must have shape"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), position_ids=torch.tensor([[2, 3, 40]])), "position_ids holds 40"),
+    (dict(input_ids=torch.ones((1, 39), dtype=torch.long) * 5), r"sequence length 39 is longer than this model allows: 38"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), head_mask=torch.ones(3, 3)), r"head_mask must have shape"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), labels=torch.tensor([[0, 5, 120]])), r"labels holds 120"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), labels=torch.tensor([[0, 5, 1, 1]])), r"labels must have shape \(1, 3\)"),
+    (dict(input_ids=torch.tensor([[0, 5, 2]]), labels=torch.tensor([[0.0, 5.0, 1.0]])), "labels must hold integers"),
+])
+def test_bad_inputs_get_clear_errors(kwargs, match):
+    model = tiny()
+    with pytest.raises(ValueError, match=match):
+        model(**kwargs)
+
+
+def test_bad_labels_for_other_heads():
+    ids = torch.tensor([[0, 5, 6, 2], [0, 7, 8, 2]])
+    with pytest.raises(ValueError, match=r"labels holds 3 .* \[0, 3\) or -100"):
+        tiny(rp.RobertaPreLayerNormForSequenceClassification)(ids, labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"multi-label classification must be 0/1 of shape \(2, 3\)"):
+        tiny(rp.RobertaPreLayerNormForSequenceClassification, problem_type="multi_label_classification")(
+            ids, labels=torch.ones(2, 2))
+    with pytest.raises(ValueError, match=r"labels for regression must have one value per output"):
+        tiny(rp.RobertaPreLayerNormForSequenceClassification, num_labels=1)(ids, labels=torch.ones(3))
+    with pytest.raises(ValueError, match=r"start_positions must have shape \(batch=2,\)"):
+        tiny(rp.RobertaPreLayerNormForQuestionAnswering, num_labels=2)(
+            ids, start_positions=torch.tensor([1, 2, 3]), end_positions=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"\(batch, num_choices, seq_len\)"):
+        tiny(rp.RobertaPreLayerNormForMultipleChoice)(ids)
+    with pytest.raises(ValueError, match="no cross-attention layers"):
+        tiny(rp.RobertaPreLayerNormForCausalLM, is_decoder=True)(ids, encoder_hidden_states=torch.zeros(2, 3, 32))
+
+
+def test_auto_classes_pick_the_class_and_refuse_direct_construction(tmp_path):
+    model = tiny(rp.RobertaPreLayerNormForQuestionAnswering, num_labels=2)
+    model.save_pretrained(tmp_path)
+    loaded = rp.AutoModelForQuestionAnswering.from_pretrained(tmp_path)
+    assert type(loaded) is rp.RobertaPreLayerNormForQuestionAnswering
+    assert type(rp.AutoModel.from_config(loaded.config)) is rp.RobertaPreLayerNormModel
+    config = rp.AutoConfig.from_pretrained(tmp_path)
+    assert config.architectures == ["RobertaPreLayerNormForQuestionAnswering"]
+    with pytest.raises(TypeError, match="factory"):
+        rp.AutoModel()
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, roberta_prelayernorm; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
