@@ -554,6 +554,11 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
 
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__(config)
+        if config.num_labels != 2:
+            raise ValueError(
+                f"RobertaPreLayerNormForQuestionAnswering needs config.num_labels=2 (start and end logits), got "
+                f"{config.num_labels}; pass num_labels=2"
+            )
         self.num_labels = config.num_labels
         self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
