@@ -47,6 +47,26 @@ def create_position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int
     return ((torch.cumsum(mask, dim=1).type_as(mask) + past_length) * mask).long() + padding_idx
 
 
+class Packing:
+    """Where the real tokens of a padded (B, T) batch sit, so position-wise work runs on them alone.
+
+    The padding-free path: embeddings, LayerNorms, projections and feed-forward layers see the N real tokens
+    packed as one (1, N, C) sequence; attention re-pads them to (B, T, C) blocks for SDPA with the padding mask.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.B, self.T = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat positions of real tokens
+
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (1, N, ...)
+        return x.reshape(self.B * self.T, *x.shape[2:]).index_select(0, self.index).unsqueeze(0)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:  # (1, N, ...) -> (B, T, ...), zeros at padding
+        x = x.squeeze(0)
+        out = x.new_zeros(self.B * self.T, *x.shape[1:]).index_copy(0, self.index, x)
+        return out.view(self.B, self.T, *x.shape[1:])
+
+
 class RobertaPreLayerNormEmbeddings(nn.Module):
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
@@ -111,24 +131,29 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
 
-    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False):
+    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
+                packing: Optional[Packing] = None):
         """Self-attention, or cross-attention over `kv_states` (encoder outputs) when given.
 
         `past` is this layer's cached (key, value): prepended for self-attention, reused as is for
-        cross-attention. Returns context (B, T, C), weights or None, and the (key, value) to cache.
+        cross-attention. With `packing`, hidden_states are the packed real tokens (1, N, C).
+        Returns context (like hidden_states), weights or None, and the (key, value) to cache.
         """
-        q = self.split_heads(self.query(hidden_states))
+        pad = packing.pad if packing is not None else (lambda x: x)
+        q = self.split_heads(pad(self.query(hidden_states)))  # (B, H, T, D)
         if kv_states is not None and past is not None:
             k, v = past
+        elif kv_states is not None:
+            k, v = self.split_heads(self.key(kv_states)), self.split_heads(self.value(kv_states))
         else:
-            source = hidden_states if kv_states is None else kv_states
-            k, v = self.split_heads(self.key(source)), self.split_heads(self.value(source))
+            k, v = self.split_heads(pad(self.key(hidden_states))), self.split_heads(pad(self.value(hidden_states)))
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         p = self.dropout_prob if self.training else 0.0
         context, weights = attend(q, k, v, mask, p, head_mask, need_weights)
         B, _, T, _ = context.shape
-        return context.transpose(1, 2).reshape(B, T, -1), weights, (k, v)
+        context = context.transpose(1, 2).reshape(B, T, -1)  # (B, T, C)
+        return (packing.unpad(context) if packing is not None else context), weights, (k, v)
 
 
 class RobertaPreLayerNormSelfOutput(nn.Module):
@@ -150,9 +175,10 @@ class RobertaPreLayerNormAttention(nn.Module):
         self.output = RobertaPreLayerNormSelfOutput(config)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False):
+    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
+                packing=None):
         context, weights, present = self.self(
-            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights
+            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights, packing
         )
         return self.output(context, hidden_states), weights, present
 
@@ -190,11 +216,11 @@ class RobertaPreLayerNormLayer(nn.Module):
         self.output = RobertaPreLayerNormOutput(config)
 
     def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None,
-                encoder_mask=None, past=None, need_weights=False):
+                encoder_mask=None, past=None, need_weights=False, packing=None):
         """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer."""
         self_past = past[:2] if past is not None else None
         hidden_states, self_weights, present = self.attention(
-            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights
+            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights, packing=packing
         )
         cross_weights = None
         if encoder_hidden_states is not None:
@@ -205,7 +231,7 @@ class RobertaPreLayerNormLayer(nn.Module):
                 )
             cross_past = past[2:] if past is not None and len(past) == 4 else None
             hidden_states, cross_weights, cross_present = self.crossattention(
-                hidden_states, encoder_mask, head_mask, encoder_hidden_states, cross_past, need_weights
+                hidden_states, encoder_mask, head_mask, encoder_hidden_states, cross_past, need_weights, packing
             )
             present = present + cross_present
         hidden_states = self.output(self.intermediate(hidden_states), hidden_states)
@@ -219,13 +245,15 @@ class RobertaPreLayerNormEncoder(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None, encoder_mask=None,
-                past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False):
+                past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False,
+                packing=None):
         all_hidden, all_self, all_cross, cache = [], [], [], []
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden.append(hidden_states)
             args = (hidden_states, mask, None if head_mask is None else head_mask[i], encoder_hidden_states,
-                    encoder_mask, None if past_key_values is None else past_key_values[i], output_attentions)
+                    encoder_mask, None if past_key_values is None else past_key_values[i], output_attentions,
+                    packing)
             if self.gradient_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint as recompute
 
@@ -363,6 +391,19 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
                             inputs_embeds, past_length)
         device = input_ids.device if input_ids is not None else inputs_embeds.device
 
+        packing = None
+        if attention_mask is not None and attention_mask.dim() == 2 and past_length == 0 and not bool(
+            attention_mask.all()
+        ):
+            packing = Packing(attention_mask)
+            if input_ids is not None and position_ids is None:  # RoBERTa positions need the padded layout
+                position_ids = create_position_ids_from_input_ids(input_ids, self.embeddings.padding_idx)
+            elif position_ids is None:
+                position_ids = torch.arange(T, device=device).expand(B, T) + self.embeddings.padding_idx + 1
+            input_ids, inputs_embeds, token_type_ids, position_ids = (
+                None if t is None else packing.unpad(t.expand(B, T) if t.dim() == 2 else t)
+                for t in (input_ids, inputs_embeds, token_type_ids, position_ids)
+            )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
         dtype = embedding_output.dtype
         mask = self.self_attention_mask(attention_mask, B, T, past_length, device)
@@ -376,9 +417,12 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
 
         sequence_output, cache, hidden_states, attentions, cross_attentions = self.encoder(
             embedding_output, mask, head_mask, encoder_hidden_states, encoder_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states,
+            output_attentions, output_hidden_states, packing,
         )
         sequence_output = self.LayerNorm(sequence_output)
+        if packing is not None:  # back to (B, T, C), zeros at padding
+            sequence_output = packing.pad(sequence_output)
+            hidden_states = None if hidden_states is None else tuple(packing.pad(h) for h in hidden_states)
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
         if not return_dict:
             rest = tuple(v for v in (cache, hidden_states, attentions, cross_attentions) if v is not None)
@@ -571,6 +615,11 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
                                  output_attentions, output_hidden_states)
         logits = self.qa_outputs(base.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        if attention_mask is not None and attention_mask.dim() == 2:
+            # An answer never lies in padding: its logits are the dtype's minimum, outside every softmax.
+            padding = attention_mask.to(logits.device) == 0
+            start_logits, end_logits = (t.masked_fill(padding, torch.finfo(t.dtype).min)
+                                        for t in (start_logits, end_logits))
         loss = None
         if start_positions is not None and end_positions is not None:
             # Positions outside the sequence (e.g. answers cut off by truncation) are clamped to T and ignored.
