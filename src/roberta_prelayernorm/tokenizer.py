@@ -250,7 +250,7 @@ class RobertaPreLayerNormTokenizer:
     """RoBERTa's byte-level BPE tokenizer with the API of transformers' `RobertaTokenizerFast`.
 
     Build it with `from_pretrained` (a folder or hub id), from files (`vocab_file` + `merges_file`, or
-    `tokenizer_file`), or around a `tokenizers.Tokenizer` (`tokenizer_object`, used as is). Inputs made of
+    `tokenizer_file`), or around a `tokenizers.Tokenizer` (`tokenizer_object`). Inputs made of
     pre-split words (`is_split_into_words=True`) work without `add_prefix_space=True`: each word is tokenized
     as if a space preceded it, like the slow RobertaTokenizer does.
     """
@@ -650,11 +650,9 @@ class RobertaPreLayerNormTokenizer:
             raise ValueError("batch_text_or_text_pairs mixes texts and (text, text_pair) tuples")
         if pairs:
             return self([a for a, _ in pairs], [b for _, b in pairs], **kwargs)
-        split = kwargs.get("is_split_into_words", False)
-        if split and not batch_text_or_text_pairs:
-            return self([], **kwargs)
-        return self(list(batch_text_or_text_pairs) if not split else [list(w) for w in batch_text_or_text_pairs],
-                    **kwargs)
+        if not batch_text_or_text_pairs:  # with is_split_into_words, [] alone would read as one empty text
+            kwargs = {**kwargs, "is_split_into_words": False}
+        return self(list(batch_text_or_text_pairs), **kwargs)
 
     def encode(self, text, text_pair=None, add_special_tokens: bool = True, **kwargs) -> list[int]:
         """The input_ids of one text (or pair)."""
