@@ -57,9 +57,10 @@ class Packing:
     def __init__(self, attention_mask: torch.Tensor):
         self.B, self.T = attention_mask.shape
         self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat positions of real tokens
+        self.rows, self.cols = self.index // self.T, self.index % self.T
 
-    def unpad(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (1, N, ...)
-        return x.reshape(self.B * self.T, *x.shape[2:]).index_select(0, self.index).unsqueeze(0)
+    def unpad(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (1, N, ...); x may be a strided view
+        return x[self.rows, self.cols].unsqueeze(0)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:  # (1, N, ...) -> (B, T, ...), zeros at padding
         x = x.squeeze(0)
@@ -151,9 +152,10 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         p = self.dropout_prob if self.training else 0.0
         context, weights = attend(q, k, v, mask, p, head_mask, need_weights)
-        B, _, T, _ = context.shape
-        context = context.transpose(1, 2).reshape(B, T, -1)  # (B, T, C)
-        return (packing.unpad(context) if packing is not None else context), weights, (k, v)
+        context = context.transpose(1, 2)  # (B, T, H, D)
+        if packing is not None:  # gather the real tokens straight from the strided view: one copy, (N, C)
+            return packing.unpad(context).flatten(2), weights, (k, v)
+        return context.flatten(2), weights, (k, v)
 
 
 class RobertaPreLayerNormSelfOutput(nn.Module):
