@@ -1,0 +1,136 @@
+"""`roberta-prelayernorm train` and `roberta-prelayernorm evaluate`: the command line over training.Trainer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .tasks import TASKS
+from .tasks import __doc__ as FORMATS
+
+TRAIN_EXAMPLES = """examples:
+  # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)
+  roberta-prelayernorm train --task sequence-classification --model andreasmadsen/efficient_mlm_m0.40 \\
+      --train train.jsonl --validation dev.jsonl --output out/sst2 --epochs 3 --learning-rate 2e-5
+
+  # continue masked-LM pre-training with 40% masking, every chosen token replaced by <mask>
+  roberta-prelayernorm train --task masked-lm --model andreasmadsen/efficient_mlm_m0.40 --train corpus.jsonl \\
+      --output out/mlm --max-steps 10000 --mlm-probability 0.4 --mask-mode mask --precision bf16
+
+  # pick up a killed run where its last checkpoint left it
+  roberta-prelayernorm train ...same options... --resume
+
+  # two GPUs (or CPU processes, with gloo) on one machine
+  torchrun --nproc-per-node 2 -m roberta_prelayernorm train ...
+
+output: DIR/metrics.jsonl, DIR/curves.png, DIR/best/ and DIR/last/ (model, tokenizer, config),
+DIR/checkpoints/step-N/ (for --resume).
+"""
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="fine-tune a model on a task, or continue masked-LM pre-training",
+        description="Train a model on local data; one process, or many under torchrun.\n\n" + FORMATS,
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EXAMPLES,
+    )
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--model", required=True, help="checkpoint folder or hub id to start from")
+    parser.add_argument("--train", required=True, help="training data: .jsonl, .csv, or a datasets folder")
+    parser.add_argument("--validation", help="validation data, same format (metrics and the best model need it)")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--tokenizer", help="tokenizer folder or hub id (default: the model's)")
+    parser.add_argument("--from-scratch", action="store_true", help="fresh weights, using only --model's config")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=3.0, help="passes over the training data (default 3)")
+    length.add_argument("--max-steps", type=int, help="optimizer steps to train for (instead of --epochs)")
+    parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per process per micro-batch (16)")
+    parser.add_argument("--eval-batch-size", type=int, help="default: 2 x --batch-size")
+    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)")
+    warmup = parser.add_mutually_exclusive_group()
+    warmup.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps warming up (default 0)")
+    warmup.add_argument("--warmup-steps", type=int, help="steps of linear warm-up (instead of --warmup-ratio)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm; 0 turns it off")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per sequence / masked-LM block (128)")
+    parser.add_argument("--stride", type=int, default=32, help="question-answering: window overlap in tokens (32)")
+    parser.add_argument("--label-all-pieces", action="store_true",
+                        help="token-classification: label every sub-word piece, not only each word's first")
+    parser.add_argument("--mlm-probability", type=float, default=0.15, help="masked-lm: masking rate (0.15)")
+    parser.add_argument("--mask-mode", choices=("80-10-10", "mask"), default="80-10-10",
+                        help="masked-lm: chosen tokens become <mask>/random/kept 80/10/10, or all <mask>")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="mixed precision for forward/backward (weights stay fp32)")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for activation memory")
+    parser.add_argument("--eval-every", type=int, help="evaluate every N steps (default: every epoch)")
+    parser.add_argument("--save-every", type=int, help="checkpoint every N steps (default: every epoch)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept (default 2)")
+    parser.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps (10)")
+    parser.add_argument("--seed", type=int, default=42, help="seed for the new head, data order and masking")
+    parser.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
+                        help="on a NaN/inf loss: stop with an error naming the step and batch (default), or skip "
+                             "that step's update")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
+                        help="continue from the latest checkpoint in --output, or from DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda:LOCAL_RANK if available)")
+    parser.set_defaults(func=run_train)
+
+    parser = subparsers.add_parser(
+        "evaluate", help="compute a saved model's metrics on a data file",
+        description="Evaluate a saved model (with its tokenizer) on local data and print the metrics as JSON.\n\n"
+                    + FORMATS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  roberta-prelayernorm evaluate --task sequence-classification --model out/sst2/best "
+               "--data dev.jsonl",
+    )
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--model", required=True, help="folder (e.g. OUTPUT/best) or hub id")
+    parser.add_argument("--data", required=True, help=".jsonl, .csv, or a datasets folder")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--stride", type=int, default=32)
+    parser.add_argument("--mlm-probability", type=float, default=0.15)
+    parser.add_argument("--mask-mode", choices=("80-10-10", "mask"), default="80-10-10")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--device")
+    parser.add_argument("--output", help="also write the metrics to this JSON file")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_train(args) -> int:
+    from .trainer import Trainer, TrainingConfig
+
+    config = TrainingConfig(
+        task=args.task, output_dir=args.output, model=args.model, train=args.train, validation=args.validation,
+        tokenizer=args.tokenizer, from_scratch=args.from_scratch, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, grad_accum=args.grad_accum,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+        warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
+        stride=args.stride, label_all_pieces=args.label_all_pieces, mlm_probability=args.mlm_probability,
+        mask_mode=args.mask_mode, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
+        eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
+        log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, progress=not args.no_progress,
+        device=args.device,
+    )
+    trainer = Trainer(config)
+    results = trainer.train(resume=args.resume)
+    if trainer.dist.is_main:
+        print(json.dumps(results))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..checkpoint import atomic_write_text
+    from .trainer import evaluate
+
+    results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,
+                       stride=args.stride, precision=args.precision, device=args.device,
+                       **({"mlm_probability": args.mlm_probability, "mask_mode": args.mask_mode}
+                          if args.task == "masked-lm" else {}))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+    return 0

@@ -1,0 +1,673 @@
+"""The training loop: a small Trainer for fine-tuning and masked-LM pre-training, on one process or many (DDP).
+
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    trainer = Trainer(TrainingConfig(task="sequence-classification", model="path/or/hub-id",
+                                     train="train.jsonl", validation="dev.jsonl", output_dir="out", epochs=3))
+    trainer.train()            # or trainer.train(resume=True) to continue from out/checkpoints
+    trainer.evaluate()         # metrics on the validation data
+
+Everything the run produces goes in output_dir: metrics.jsonl (one JSON object per log or evaluation),
+curves.png, best/ and last/ (model + tokenizer + config, loadable by from_pretrained here and in
+transformers) and checkpoints/step-N/ (model, optimizer, scheduler, RNG states and position in the data,
+each written in a temporary folder beside it and renamed into place, so a crash never leaves half of one).
+
+Data order and masking are functions of (seed, epoch, step), not of a running random state, so a resumed run
+sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from ..checkpoint import atomic_write, atomic_write_text
+from .data import read_records
+from .tasks import TASKS, Task, make_task
+
+logger = logging.getLogger("roberta_prelayernorm.training")
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+NONFINITE_ACTIONS = ("stop", "skip")
+STATE_FILE = "trainer_state.pt"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite (training stops unless on_nonfinite="skip")."""
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a run needs; the CLI's `train` options map one to one onto these fields."""
+
+    task: str
+    output_dir: str
+    model: Optional[str] = None  # folder or hub id; not needed when a model object is given to Trainer
+    train: Optional[str] = None  # data file (.jsonl/.csv) or a saved `datasets` folder
+    validation: Optional[str] = None
+    tokenizer: Optional[str] = None  # default: the model's
+    from_scratch: bool = False  # build the model from `model`'s config with fresh weights
+    epochs: float = 3.0
+    max_steps: Optional[int] = None  # overrides epochs
+    batch_size: int = 16  # per process
+    eval_batch_size: Optional[int] = None  # default: 2 * batch_size
+    grad_accum: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    warmup_steps: Optional[int] = None  # overrides warmup_ratio
+    max_grad_norm: float = 1.0  # 0 turns clipping off
+    max_length: int = 128
+    stride: int = 32  # question-answering: overlap of context windows (tokens)
+    label_all_pieces: bool = False  # token-classification: label every sub-word piece, not just the first
+    mlm_probability: float = 0.15
+    mask_mode: str = "80-10-10"  # or "mask": every chosen token becomes <mask>
+    precision: str = "fp32"
+    gradient_checkpointing: bool = False
+    eval_every: Optional[int] = None  # steps; default: at the end of every epoch
+    save_every: Optional[int] = None  # steps; default: at the end of every epoch
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 42
+    on_nonfinite: str = "stop"  # or "skip": drop the step's update and go on
+    progress: bool = True
+    device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
+
+    def check(self) -> None:
+        """Raise ValueError naming the first impossible setting."""
+        def need(ok: bool, name: str, allowed: str):
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: {allowed}")
+
+        need(self.task in TASKS, "task", f"one of {', '.join(TASKS)}")
+        need(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
+        need(self.on_nonfinite in NONFINITE_ACTIONS, "on_nonfinite", f"one of {', '.join(NONFINITE_ACTIONS)}")
+        need(self.mask_mode in ("80-10-10", "mask"), "mask_mode", "'80-10-10' or 'mask'")
+        need(0 < self.mlm_probability < 1, "mlm_probability", "a rate in (0, 1)")
+        need(self.epochs > 0, "epochs", "a number > 0")
+        need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
+        for name in ("batch_size", "grad_accum", "max_length", "keep_checkpoints", "log_every"):
+            need(getattr(self, name) >= 1, name, "an int >= 1")
+        for name in ("eval_batch_size", "eval_every", "save_every"):
+            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
+        need(self.learning_rate > 0, "learning_rate", "a number > 0")
+        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
+        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
+        need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
+        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride", f"an int in [0, max_length={self.max_length})")
+
+
+# -- processes ------------------------------------------------------------------------------------------
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed() -> Distributed:
+    """Join the process group torchrun describes in the environment (NCCL on GPUs, gloo on CPUs)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def seed_for(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (seed, epoch, step, ...): the same parts, the same stream."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & (2**63 - 1)
+    return value
+
+
+def generator(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed_for(*parts))
+
+
+def linear_schedule(warmup: int, total: int):
+    """LR factor: 0 -> 1 over `warmup` steps, then linearly down to 0 at `total`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+def replace_folder(tmp: str, target: str) -> None:
+    """Move a fully written folder `tmp` to `target`, replacing what is there. The old folder is moved aside
+    first and removed last, so a crash leaves the old or the new folder (or both), never a partial one."""
+    old = None
+    if os.path.exists(target):
+        old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(target)}-", dir=os.path.dirname(target))
+        os.rmdir(old)
+        os.rename(target, old)
+    os.rename(tmp, target)
+    _fsync_dir(os.path.dirname(target))
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def find_checkpoint(path: str) -> str:
+    """A checkpoint folder itself, or the latest complete checkpoint under path/checkpoints."""
+    if os.path.isfile(os.path.join(path, STATE_FILE)):
+        return path
+    folder = os.path.join(path, "checkpoints")
+    steps = sorted(name for name in os.listdir(folder) if name.startswith("step-")
+                   and os.path.isfile(os.path.join(folder, name, STATE_FILE))) if os.path.isdir(folder) else []
+    if not steps:
+        raise FileNotFoundError(f"resume={path!r}: no checkpoint there (looked for {STATE_FILE} in it and for "
+                                f"checkpoints/step-*/ under it)")
+    return os.path.join(folder, steps[-1])
+
+
+def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
+    """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
+    import roberta_prelayernorm as rp
+
+    cls = getattr(rp, task.model_class)
+    if from_scratch:
+        config = rp.RobertaPreLayerNormConfig.from_pretrained(name_or_path)
+        config.update(overrides)
+        return cls(config)
+    # A head trained for another label set is replaced, with a warning, rather than refused.
+    return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
+
+
+class Trainer:
+    """Trains a model on one task; see the module docstring. `model` and `tokenizer` may be given as objects
+    (then config.model is only needed for a tokenizer when none is given)."""
+
+    def __init__(self, config: TrainingConfig, model=None, tokenizer=None):
+        from ..tokenizer import AutoTokenizer
+
+        config.check()
+        self.config = config
+        self.dist = setup_distributed()
+        if config.device:
+            self.device = torch.device(config.device)
+        elif torch.cuda.is_available():
+            self.device = torch.device("cuda", self.dist.local_rank)
+        else:
+            self.device = torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # NCCL collectives (all_gather_object too) use the current device
+        if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(self.device)}; "
+                             "use 'fp16' or 'fp32'")
+
+        if tokenizer is None:
+            source = config.tokenizer or config.model
+            if source is None:
+                raise ValueError("no tokenizer: pass tokenizer=..., or set config.tokenizer or config.model")
+            tokenizer = AutoTokenizer.from_pretrained(source)
+        self.tokenizer = tokenizer
+        self.task = make_task(config.task, tokenizer, config.max_length, stride=config.stride,
+                              label_all_pieces=config.label_all_pieces, mlm_probability=config.mlm_probability,
+                              mask_mode=config.mask_mode)
+        if config.train is None:
+            raise ValueError("config.train is not set: give a training data file")
+        train_records = read_records(config.train)
+        self.task.fit(train_records)
+        self.train_examples = self.task.examples(train_records)
+        self.train_features = self.task.features(self.train_examples)
+        self.eval_examples = self.eval_features = None
+        if config.validation:
+            self.eval_examples = self.task.examples(read_records(config.validation))
+            self.eval_features = self.task.features(self.eval_examples)
+
+        torch.manual_seed(config.seed)  # a new head's initial weights depend on it
+        if model is None:
+            if config.model is None:
+                raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
+            model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
+        else:
+            self._adopt_labels(model)
+        if model.config.vocab_size < len(tokenizer):
+            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+                             f"{model.config.vocab_size}; use the model's own tokenizer")
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.model = model.to(self.device)
+        self.ddp = None
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+
+        self.metrics_path = os.path.join(config.output_dir, "metrics.jsonl")
+        self.history: list[dict] = []
+        self.best: Optional[dict] = None
+
+    def _adopt_labels(self, model) -> None:
+        """Give a model passed in the data's label names (when its head has the right size)."""
+        overrides = self.task.config_overrides()
+        if "id2label" in overrides:
+            if model.config.num_labels != len(overrides["id2label"]):
+                raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
+                                 f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
+            model.config.update(overrides)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            if self.config.progress:
+                tqdm.write(message)  # above the progress bar, not through it
+            else:
+                logger.info(message)
+
+    def autocast(self):
+        if self.config.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def epoch_plan(self, epoch: int) -> list[list[list[int]]]:
+        """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches.
+
+        A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes
+        the r-th slice, so N processes see together exactly what one process with N times the batch sees.
+        """
+        cfg, world = self.config, self.dist.world_size
+        order = torch.randperm(len(self.train_features), generator=generator(cfg.seed, epoch)).tolist()
+        order = order[:len(order) - len(order) % world]  # every rank gets equal shares (drops < world_size)
+        size = cfg.batch_size * world
+        batches = []
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            share = len(batch) // world
+            batches.append(batch[self.dist.rank * share:(self.dist.rank + 1) * share])
+        return [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+
+    def steps_per_epoch(self) -> int:
+        return len(self.epoch_plan(0))
+
+    def total_steps(self) -> int:
+        cfg = self.config
+        return cfg.max_steps or math.ceil(cfg.epochs * self.steps_per_epoch())
+
+    def _optimizer(self, total: int):
+        cfg = self.config
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                # Biases and LayerNorm weights are not decayed (as in BERT and RoBERTa training).
+                (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
+        return optimizer, scheduler
+
+    # -- training ---------------------------------------------------------------------------------------
+    def train(self, resume=None) -> dict:
+        """Train to max_steps (or epochs); returns the last validation metrics (or the last training loss).
+
+        resume: True for the latest checkpoint in output_dir, or a path (a checkpoint folder or an output
+        folder); the run continues exactly where that checkpoint stopped.
+        """
+        cfg = self.config
+        os.makedirs(os.path.join(cfg.output_dir, "checkpoints"), exist_ok=True)
+        total = self.total_steps()
+        per_epoch = self.steps_per_epoch()
+        if per_epoch == 0:
+            raise ValueError(f"{cfg.train} gives {len(self.train_features)} features: too few for "
+                             f"{self.dist.world_size} processes")
+        optimizer, scheduler = self._optimizer(total)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        step = epoch = step_in_epoch = 0
+        if resume:
+            step, epoch, step_in_epoch = self._resume(cfg.output_dir if resume is True else resume,
+                                                      optimizer, scheduler, scaler)
+        elif self.dist.is_main and any(n.startswith("step-") for n in os.listdir(os.path.join(cfg.output_dir,
+                                                                                               "checkpoints"))):
+            raise ValueError(f"output_dir={cfg.output_dir!r} already holds checkpoints; pass resume=True (--resume) "
+                             "to continue that run, or choose another output folder")
+        if self.dist.is_main:
+            self._clean_temporaries()
+        self.log(f"training {self.task.name}: {len(self.train_features)} features, {total} steps of "
+                 f"{cfg.batch_size * self.dist.world_size * cfg.grad_accum} (batch {cfg.batch_size} x "
+                 f"{self.dist.world_size} processes x {cfg.grad_accum} accumulation), {self.device}, {cfg.precision}")
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, disable=not (cfg.progress and self.dist.is_main), unit="step")
+        module = self.ddp or self.model
+        module.train()
+        running, results = [], {}
+        while step < total:
+            plan = self.epoch_plan(epoch)
+            for k in range(step_in_epoch, len(plan)):
+                loss = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                running.append(loss)
+                step += 1
+                step_in_epoch = k + 1
+                epoch_end = step_in_epoch == len(plan)
+                if epoch_end:
+                    epoch, step_in_epoch = epoch + 1, 0
+                lr = scheduler.get_last_lr()[0]
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                if step % cfg.log_every == 0 or step == total:
+                    mean = self._reduce_mean(sum(running) / len(running))
+                    self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
+                                  "loss": mean, "learning_rate": lr})
+                    running = []
+                due = (lambda every: step % every == 0 if every else epoch_end)
+                if self.eval_features is not None and (due(cfg.eval_every) or step == total):
+                    results = self.evaluate()
+                    self._record({"split": "validation", "step": step, "epoch": round(step / per_epoch, 4),
+                                  **results})
+                    self._maybe_save_best(results, step)
+                    module.train()
+                if due(cfg.save_every) and step < total:
+                    self._save_checkpoint(step, epoch, step_in_epoch, optimizer, scheduler, scaler)
+                if step >= total:
+                    break
+        bar.close()
+        if self.dist.is_main:
+            self._save_model(os.path.join(cfg.output_dir, "last"), results)
+            self.plot()
+            self.log(f"saved {os.path.join(cfg.output_dir, 'last')}" +
+                     (f" and best ({self.task.metric} {self.best['value']:.4f} at step {self.best['step']})"
+                      if self.best else ""))
+        self._barrier()
+        return results or (self.history[-1] if self.history else {})
+
+    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> float:
+        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples."""
+        cfg, world = self.config, self.dist.world_size
+        examples = sum(len(b) for b in micro_batches) * world
+        total_loss, skipped = 0.0, False
+        for j, indices in enumerate(micro_batches):
+            batch = self.task.collate([self.train_features[i] for i in indices],
+                                      generator(cfg.seed, epoch, k, j, self.dist.rank))
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            last = j == len(micro_batches) - 1
+            # Under DDP, gradients are averaged across processes only on the last micro-batch of a step.
+            sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
+            with sync:
+                with self.autocast():
+                    loss = module(**batch).loss
+                if not self._all_finite(loss):
+                    where = (f"non-finite loss ({loss.item()}) at step {step + 1} (epoch {epoch}, batch {j} of the "
+                             f"step's {len(micro_batches)}, features {indices[:8]}{'...' if len(indices) > 8 else ''})")
+                    if cfg.on_nonfinite == "stop":
+                        raise NonFiniteLossError(where + "; lower the learning rate, use precision='fp32' or "
+                                                         "'bf16', or pass on_nonfinite='skip' to skip such steps")
+                    self.log(where + ": step skipped")
+                    skipped = True
+                    break
+                # Weighted so the step's gradient is the mean over all its examples, on every process.
+                scaler.scale(loss * (len(indices) * world / examples)).backward()
+            total_loss += loss.item() * len(indices)
+        if skipped:
+            optimizer.zero_grad(set_to_none=True)
+            return float("nan")
+        if cfg.max_grad_norm:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total_loss * world / examples
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether every process's loss is finite (all must agree, or the gradient all-reduce would hang)."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.dist.active:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite)
+
+    def _reduce_mean(self, value: float) -> float:
+        if not self.dist.active or math.isnan(value):
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.item() / self.dist.world_size
+
+    def _barrier(self) -> None:
+        if self.dist.active:
+            dist.barrier()
+
+    # -- evaluation -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, examples: Optional[list] = None, features: Optional[list] = None) -> dict:
+        """Loss and the task's metrics on the validation data (or on `examples`/`features` given)."""
+        if examples is None:
+            examples, features = self.eval_examples, self.eval_features
+            if examples is None:
+                raise ValueError("no validation data: set config.validation or pass examples and features")
+        elif features is None:
+            features = self.task.features(examples)
+        return evaluate_model(self.model, self.task, examples, features, self.config.eval_batch_size or
+                              2 * self.config.batch_size, self.device, self.autocast, self.dist, self.config.seed)
+
+    # -- records ----------------------------------------------------------------------------------------
+    def _record(self, entry: dict) -> None:
+        """Append to metrics.jsonl (rank 0) and to the in-memory history."""
+        entry = {"time": round(time.time(), 3), **entry}
+        self.history.append(entry)
+        if not self.dist.is_main:
+            return
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+        if entry["split"] == "validation":
+            shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in entry.items() if k not in ("time", "split", "epoch"))
+            self.log(f"validation: {shown}")
+
+    def _maybe_save_best(self, results: dict, step: int) -> None:
+        value = results.get(self.task.metric)
+        if value is None or math.isnan(value):
+            return
+        better = self.best is None or (value > self.best["value"] if self.task.greater_is_better
+                                       else value < self.best["value"])
+        if better:
+            self.best = {"metric": self.task.metric, "value": value, "step": step}
+            if self.dist.is_main:
+                self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
+
+    def _save_model(self, target: str, results: dict) -> None:
+        """model + tokenizer + config (+ eval_results.json) into `target`, atomically."""
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(target)}-", dir=os.path.dirname(target))
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        if results:
+            atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
+        replace_folder(tmp, target)
+
+    def plot(self) -> Optional[str]:
+        """Draw the training and validation curves into output_dir/curves.png (needs matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            self.log("matplotlib is not installed (pip install 'roberta-prelayernorm[train]'): no curves.png")
+            return None
+        train = [e for e in self.history if e["split"] == "train" and not math.isnan(e["loss"])]
+        valid = [e for e in self.history if e["split"] == "validation"]
+        metric = self.task.metric
+        panels = 2 if valid and metric != "loss" else 1
+        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+        ax = axes[0][0]
+        ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss")
+        if valid:
+            ax.plot([e["step"] for e in valid], [e["loss"] for e in valid], "o-", label="validation loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(f"{self.task.name}: loss")
+        ax.legend()
+        if panels == 2:
+            ax = axes[0][1]
+            ax.plot([e["step"] for e in valid], [e.get(metric) for e in valid], "o-", color="C2")
+            ax.set_xlabel("step")
+            ax.set_ylabel(metric)
+            ax.set_title(f"validation {metric}")
+        fig.tight_layout()
+        path = os.path.join(self.config.output_dir, "curves.png")
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        plt.close(fig)
+        return path
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def _save_checkpoint(self, step, epoch, step_in_epoch, optimizer, scheduler, scaler) -> None:
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        # Every process's RNG state (dropout draws differ between processes), kept by rank 0.
+        rngs = [rng]
+        if self.dist.active:
+            rngs = [None] * self.dist.world_size
+            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rng.items()})
+        if self.dist.is_main:
+            cfg = self.config
+            state = {
+                "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rngs, "best": self.best,
+                "world_size": self.dist.world_size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
+                "seed": cfg.seed,
+            }
+            folder = os.path.join(cfg.output_dir, "checkpoints")
+            tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step:08d}-", dir=folder)
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
+            atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
+            replace_folder(tmp, os.path.join(folder, f"step-{step:08d}"))
+            complete = sorted(n for n in os.listdir(folder) if n.startswith("step-"))
+            for name in complete[:-cfg.keep_checkpoints]:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+        self._barrier()
+
+    def _resume(self, path, optimizer, scheduler, scaler) -> tuple[int, int, int]:
+        folder = find_checkpoint(path)
+        state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
+        cfg = self.config
+        for name, now in (("world_size", self.dist.world_size), ("batch_size", cfg.batch_size),
+                          ("grad_accum", cfg.grad_accum), ("seed", cfg.seed)):
+            if state[name] != now:
+                raise ValueError(f"cannot resume from {folder}: it was written with {name}={state[name]}, this run "
+                                 f"has {name}={now}; the data order depends on it, so resume with the same value")
+        loaded = type(self.model).from_pretrained(folder)
+        self.model.load_state_dict(loaded.state_dict())
+        self.model.config = loaded.config
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        rng = state["rng"][self.dist.rank]
+        torch.set_rng_state(rng["cpu"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.best = state["best"]
+        step = state["step"]
+        if self.dist.is_main and os.path.exists(self.metrics_path):
+            # Entries past the checkpoint are redone by the resumed run; keep only those before it.
+            with open(self.metrics_path, encoding="utf-8") as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+            atomic_write_text(self.metrics_path, "".join(kept))
+            self.history = [json.loads(line) for line in kept]
+        self.log(f"resumed from {folder} at step {step}")
+        return step, state["epoch"], state["step_in_epoch"]
+
+    def _clean_temporaries(self) -> None:
+        """Tidy up after a killed run: half-written folders (never read) go; a folder moved aside by
+        replace_folder whose replacement never arrived is moved back."""
+        for base in (self.config.output_dir, os.path.join(self.config.output_dir, "checkpoints")):
+            for name in sorted(os.listdir(base)):
+                path = os.path.join(base, name)
+                if not os.path.isdir(path) or not name.startswith((".tmp-", ".old-")):
+                    continue
+                original = os.path.join(base, name[len(".old-"):].rsplit("-", 1)[0])
+                if name.startswith(".old-") and not os.path.exists(original):
+                    os.rename(path, original)
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+@torch.no_grad()
+def evaluate_model(model, task: Task, examples: list, features: list, batch_size: int, device,
+                   autocast=contextlib.nullcontext, distributed: Optional[Distributed] = None, seed: int = 0) -> dict:
+    """Loss and metrics of `model` on features; under DDP each process runs a share, the results are gathered."""
+    distributed = distributed or Distributed()
+    was_training = model.training
+    model.eval()
+    mine = list(range(distributed.rank, len(features), distributed.world_size))
+    outputs, loss_sum = [], 0.0
+    for start in range(0, len(mine), batch_size):
+        indices = mine[start:start + batch_size]
+        batch = task.collate([features[i] for i in indices], generator(seed, indices[0]))
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with autocast():
+            output = model(**batch)
+        loss_sum += output.loss.item() * len(indices)
+        outputs += zip(indices, task.outputs(batch, output))
+    if distributed.active:
+        gathered = [None] * distributed.world_size
+        dist.all_gather_object(gathered, (outputs, loss_sum))
+        outputs = [item for part, _ in gathered for item in part]
+        loss_sum = sum(s for _, s in gathered)
+    outputs = [value for _, value in sorted(outputs, key=lambda item: item[0])]
+    model.train(was_training)
+    return {"loss": loss_sum / len(features), **task.score(examples, features, outputs)}
+
+
+def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length: int = 128, stride: int = 32,
+             precision: str = "fp32", device: Optional[str] = None, **task_options) -> dict:
+    """The metrics of a saved model (folder or hub id, with its tokenizer) on a data file."""
+    from ..tokenizer import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    task_object = make_task(task, tokenizer, max_length, stride=stride, **task_options)
+    loaded = load_model(task_object, model)
+    task_object.from_config(loaded.config)
+    examples = task_object.examples(read_records(data))
+    features = task_object.features(examples)
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = (lambda: torch.autocast(target.type, dtype=dtype)) if dtype else contextlib.nullcontext
+    return evaluate_model(loaded.to(target), task_object, examples, features, batch_size, target, autocast)
+
+
+__all__ = ["Trainer", "TrainingConfig", "NonFiniteLossError", "evaluate", "evaluate_model", "find_checkpoint",
+           "linear_schedule"]

@@ -1,0 +1,191 @@
+"""Training: every task learns on tiny data, bad records are named, non-finite losses are caught, saved models
+load here and in transformers, and a SIGKILLed run resumes to the same weights as an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from roberta_prelayernorm.training import DataError, NonFiniteLossError, Trainer, TrainingConfig, read_records
+from training_utils import data, head, make_tiny_model, write_jsonl
+
+FILES = {"sequence-classification": "sentiment", "token-classification": "ner", "question-answering": "qa",
+         "multiple-choice": "choice", "masked-lm": "corpus"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest (and reproducibly) on one thread, above all on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def config(tmp_path, task, tiny, n=48, **overrides):
+    name = FILES[task]
+    train = head(data(f"{name}_train.jsonl" if task != "masked-lm" else "corpus.jsonl"), n, tmp_path / "train.jsonl")
+    values = dict(task=task, model=tiny, train=str(train), validation=str(train), output_dir=str(tmp_path / "out"),
+                  max_steps=24, batch_size=8, learning_rate=2e-3, max_length=64, stride=16, progress=False,
+                  log_every=4, eval_every=100)
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+@pytest.mark.parametrize("task, learning_rate, steps", [
+    ("sequence-classification", 1e-2, 40), ("token-classification", 5e-3, 24), ("question-answering", 5e-3, 24),
+    ("multiple-choice", 5e-3, 24), ("masked-lm", 5e-3, 24)])
+def test_every_task_learns(tmp_path, tiny, task, learning_rate, steps):
+    trainer = Trainer(config(tmp_path, task, tiny, learning_rate=learning_rate, max_steps=steps))
+    before = trainer.evaluate()["loss"]
+    results = trainer.train()
+    assert results["loss"] < 0.85 * before, (before, results)
+    out = tmp_path / "out"
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in lines if e["split"] == "train"] == list(range(4, steps + 1, 4))
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    model = getattr(rp, trainer.task.model_class).from_pretrained(out / "best")
+    tokenizer = rp.AutoTokenizer.from_pretrained(out / "last")
+    assert len(tokenizer) <= model.config.vocab_size
+    if task in ("sequence-classification", "token-classification"):
+        labels = set(model.config.id2label.values())
+        assert labels == ({"negative", "positive"} if task == "sequence-classification" else
+                          {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"})
+
+
+def test_saved_model_loads_in_transformers(tmp_path, tiny):
+    transformers = pytest.importorskip("transformers")
+    trainer = Trainer(config(tmp_path, "token-classification", tiny, max_steps=4))
+    trainer.train()
+    ours = rp.RobertaPreLayerNormForTokenClassification.from_pretrained(tmp_path / "out" / "last")
+    theirs = transformers.AutoModelForTokenClassification.from_pretrained(tmp_path / "out" / "last")
+    assert theirs.config.id2label == ours.config.id2label
+    ids = torch.tensor([[0, 50, 60, 70, 2]])
+    torch.testing.assert_close(theirs(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_label_kinds_and_csv(tmp_path, tiny):
+    path = tmp_path / "reg.csv"
+    path.write_text('text,text_pair,label\nA good dog,It is cute,4.5\n"A bad, rude cat",,1\nfine,ok,3.25\n')
+    records = read_records(path)
+    assert records[1].fields == {"text": "A bad, rude cat", "text_pair": None, "label": 1}
+    assert str(records[1].where) == f"{path}, line 3"
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, train=str(path), validation=str(path),
+                             max_steps=2))
+    assert trainer.task.kind == "regression" and trainer.model.config.problem_type == "regression"
+    assert set(trainer.train()) >= {"loss", "pearson", "spearman"}
+    multi = write_jsonl(tmp_path / "multi.jsonl", [{"text": "a", "label": ["x", "y"]}, {"text": "b", "label": ["y"]},
+                                                   {"text": "c", "label": []}])
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, train=multi, validation=multi, max_steps=2,
+                             output_dir=str(tmp_path / "multi")))
+    assert trainer.model.config.problem_type == "multi_label_classification"
+    assert trainer.train_features[0]["labels"] == [1.0, 1.0]
+    assert set(trainer.train()) >= {"accuracy", "macro_f1"}
+
+
+@pytest.mark.parametrize("task, lines, field", [
+    ("sequence-classification", ['{"text": "a", "label": "x"}', '{"text": "b", "label": "y"}', '{"text": "c"}'], "label"),
+    ("sequence-classification", ['{"text": "a", "label": "x"}', '{"text": "b", "label": "y"}', '{"text": 5, "label": "x"}'], "text"),
+    ("sequence-classification", ['{"text": "a", "label": "x"}', '{"text": "b", "label": "y"}', '{"text": "b", "label": 1}'], "label"),
+    ("token-classification", ['{"tokens": ["a"], "tags": ["O"]}', '{"tokens": ["a"], "tags": ["O"]}', '{"tokens": ["a", "b"], "tags": ["O"]}'], "tags"),
+    ("question-answering", ['{"question": "q?", "context": "abc", "answers": {"text": ["b"], "answer_start": [1]}}'] * 2 +
+     ['{"question": "q?", "context": "abc", "answers": {"text": ["b"], "answer_start": [2]}}'], "answers.answer_start"),
+    ("multiple-choice", ['{"prompt": "p", "choices": ["a", "b"], "label": 0}'] * 2 + ['{"prompt": "p", "choices": ["a", "b"], "label": 2}'], "label"),
+    ("masked-lm", ['{"text": "a"}', '{"text": "b"}', '{"text": "c"'], "(record)"),
+])
+def test_bad_record_names_file_line_and_field(tmp_path, tiny, task, lines, field):
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(DataError) as err:
+        Trainer(config(tmp_path, task, tiny, train=path, validation=None))
+    assert err.value.field == field and err.value.where.line == 3
+    assert f"{path}, line 3: field {field!r}" in str(err.value)
+
+
+def test_bad_settings_are_named(tmp_path, tiny):
+    with pytest.raises(ValueError, match="precision='fp8' is not allowed: one of fp32, bf16, fp16"):
+        Trainer(config(tmp_path, "masked-lm", tiny, precision="fp8"))
+    with pytest.raises(ValueError, match="warmup_ratio=1.5 is not allowed: a fraction in"):
+        Trainer(config(tmp_path, "masked-lm", tiny, warmup_ratio=1.5))
+
+
+@pytest.mark.parametrize("action", ["stop", "skip"])
+def test_non_finite_loss(tmp_path, tiny, action):
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=5, on_nonfinite=action))
+    calls = []
+
+    def poison(module, inputs, output):  # the third forward pass (step 3) gives NaN logits
+        calls.append(1)
+        return output * float("nan") if len(calls) == 3 else output
+
+    trainer.model.classifier.register_forward_hook(poison)
+    if action == "stop":
+        with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 \(epoch 0, batch 0"):
+            trainer.train()
+    else:
+        trainer.train()
+        assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_bf16_and_gradient_checkpointing_run_on_cpu(tmp_path, tiny):
+    trainer = Trainer(config(tmp_path, "masked-lm", tiny, max_steps=2, precision="bf16", gradient_checkpointing=True))
+    assert trainer.model.is_gradient_checkpointing
+    assert torch.isfinite(torch.tensor(trainer.train()["loss"]))
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time, torch
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    real_save = torch.save
+
+    def save(obj, path, *args, **kwargs):  # hang half way through writing the step-6 checkpoint
+        if isinstance(obj, dict) and obj.get("step") == 6:
+            with open(path, "wb") as f:
+                f.write(b"half")
+            print("SAVING", flush=True)
+            time.sleep(600)
+        return real_save(obj, path, *args, **kwargs)
+
+    torch.save = save
+    torch.set_num_threads(1)
+    Trainer(TrainingConfig(**__import__("json").loads(sys.argv[1]))).train()
+""")
+
+
+def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny):
+    def run_config(name):
+        return config(tmp_path, "masked-lm", tiny, max_steps=8, save_every=2, eval_every=4, warmup_steps=2,
+                      output_dir=str(tmp_path / name))
+
+    straight = Trainer(run_config("straight"))
+    straight.train()
+
+    killed = run_config("killed")
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(killed.__dict__)],
+                               stdout=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.stdout.readline().strip() == b"SAVING"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    checkpoints = os.listdir(tmp_path / "killed" / "checkpoints")
+    assert sorted(n for n in checkpoints if n.startswith("step-")) == ["step-00000002", "step-00000004"]
+    assert any(n.startswith(".tmp-step-00000006") for n in checkpoints)  # the half-written one, never read
+    rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "killed" / "checkpoints" / "step-00000004")
+
+    resumed = Trainer(run_config("killed"))
+    resumed.train(resume=True)
+    assert not any(n.startswith(".tmp") for n in os.listdir(tmp_path / "killed" / "checkpoints"))
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(line)["step"] for line in
+                     (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]

@@ -1,0 +1,66 @@
+"""The train / evaluate commands end to end in subprocesses, and 2-process DDP (gloo) against 1 process."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from training_utils import data, head, make_tiny_model
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args, launcher=(sys.executable, "-m", "roberta_prelayernorm")):
+    result = subprocess.run([*launcher, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_train_then_evaluate(tmp_path):
+    model = make_tiny_model(str(tmp_path / "tiny"))
+    train = head(data("ner_train.jsonl"), 32, tmp_path / "train.jsonl")
+    out = tmp_path / "out"
+    result = cli("train", "--task", "token-classification", "--model", model, "--train", train, "--validation",
+                 train, "--output", out, "--max-steps", 6, "--batch-size", 8, "--learning-rate", 5e-3,
+                 "--max-length", 64, "--save-every", 3, "--eval-every", 3, "--log-every", 2, "--no-progress")
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(final) >= {"loss", "precision", "recall", "f1", "accuracy"}
+    assert {"best", "last", "checkpoints", "metrics.jsonl", "curves.png"} <= set(os.listdir(out))
+    assert os.listdir(out / "checkpoints") == ["step-00000003"]
+    entries = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(e["split"], e["step"]) for e in entries] == [("train", 2), ("validation", 3), ("train", 4),
+                                                          ("train", 6), ("validation", 6)]
+    config = json.loads((out / "last" / "config.json").read_text())
+    assert config["architectures"] == ["RobertaPreLayerNormForTokenClassification"] and config["id2label"]["0"] == "O"
+
+    result = cli("evaluate", "--task", "token-classification", "--model", out / "last", "--data", train,
+                 "--max-length", 64, "--batch-size", 16, "--output", tmp_path / "eval.json")
+    evaluated = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluated == pytest.approx({k: final[k] for k in evaluated}, rel=1e-5)
+    help_text = cli("train", "--help").stdout
+    assert "examples:" in help_text and "torchrun" in help_text and '"tokens": [str, ...]' in help_text
+
+
+def test_ddp_two_processes_equal_one_with_the_same_global_batch(tmp_path):
+    model = make_tiny_model(str(tmp_path / "tiny"), dropout=0.0)  # dropout draws would differ between processes
+    train = head(data("sentiment_train.jsonl"), 48, tmp_path / "train.jsonl")
+    common = ["train", "--task", "sequence-classification", "--model", model, "--train", train, "--validation", train,
+              "--max-steps", 4, "--learning-rate", 5e-3, "--max-length", 64, "--no-progress", "--grad-accum", 2,
+              "--eval-every", 4]
+    single = json.loads(cli(*common, "--output", tmp_path / "one", "--batch-size", 4).stdout.splitlines()[-1])
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "roberta_prelayernorm")
+    double = json.loads(cli(*common, "--output", tmp_path / "two", "--batch-size", 2, launcher=launcher)
+                        .stdout.splitlines()[-1])
+    assert double == pytest.approx(single, rel=1e-4, abs=1e-6)
+    one = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "one" / "last").state_dict()
+    two = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "two" / "last").state_dict()
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=1e-4, msg=name)
+    trains = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+               if '"train"' in line] for run in ("one", "two")]
+    assert [e["loss"] for e in trains[0]] == pytest.approx([e["loss"] for e in trains[1]], rel=1e-4)
