@@ -30,6 +30,7 @@ _EXPORTS = {
     "CheckpointNotFoundError": "hub",
     "CheckpointError": "checkpoint",
     "InputError": "validation",
+    "pipeline": "pipelines",
 }
 
 __all__ = sorted(_EXPORTS)

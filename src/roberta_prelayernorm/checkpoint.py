@@ -243,13 +243,17 @@ class PreTrainedMixin:
     # -- load ---------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path, *model_args, config=None, torch_dtype=None, dtype=None,
-                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False, **kwargs):
+                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False,
+                        quantize: Optional[str] = None, **kwargs):
         """Load a model from a folder or hub id (config.json + weights).
 
         Keyword arguments that name config fields (num_labels=3, problem_type=...) override the config; hub
         options (revision, cache_dir, token, local_files_only, subfolder) control where files come from.
         `torch_dtype` ("auto", "float16", torch.bfloat16, ...) sets the parameters' dtype (default float32).
+        `quantize="int8"` returns the model with int8 dynamic-quantized Linear layers (CPU inference).
         """
+        if quantize not in (None, "int8"):
+            raise ValueError(f"quantize={quantize!r} is not supported; use None or 'int8'")
         hub_kwargs = pop_hub_kwargs(kwargs)
         init_params = inspect.signature(cls.__init__).parameters
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
@@ -285,6 +289,10 @@ class PreTrainedMixin:
         model.materialize(dtype)
         model.tie_weights()
         model.eval()
+        if quantize == "int8":
+            from .quantization import quantize_int8
+
+            quantize_int8(model, inplace=True)
         if missing or mismatched:
             logger.warning(
                 "Some weights of %s were not in the checkpoint %s and are newly initialised: %s. "

@@ -12,7 +12,7 @@ import sys
 from importlib import import_module
 from typing import Optional, Sequence
 
-COMMAND_MODULES = ("roberta_prelayernorm.demo",)
+COMMAND_MODULES = ("roberta_prelayernorm.demo", "roberta_prelayernorm.training.cli", "roberta_prelayernorm.pipelines.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -99,10 +99,12 @@ class RobertaPreLayerNormEmbeddings(nn.Module):
 def attend(q, k, v, mask, dropout_p: float, head_mask=None, need_weights: bool = False):
     """Scaled dot-product attention over (B, H, T, D) queries and (B, H, S, D) keys/values.
 
-    `mask` is additive, broadcastable to (B, H, T, S); `head_mask` (H,) scales each head's output.
-    Runs SDPA (fused kernels) unless the attention weights are asked for.
+    `mask` is boolean (True: may attend), broadcastable to (B, H, T, S); `head_mask` (H,) scales each head's
+    output. Runs SDPA (fused kernels) unless the attention weights are asked for.
     Returns the context (B, H, T, D) and the weights (B, H, T, S) or None.
     """
+    if mask is not None:  # in the queries' dtype, which autocast may have changed
+        mask = additive_mask(mask, q.dtype)
     if not need_weights:
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         if head_mask is not None:  # scaling the weights of a head scales its output alike
@@ -394,9 +396,9 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         device = input_ids.device if input_ids is not None else inputs_embeds.device
 
         packing = None
-        if attention_mask is not None and attention_mask.dim() == 2 and past_length == 0 and not bool(
-            attention_mask.all()
-        ):
+        # Pack when there is padding to skip; not under torch.compile, where data-dependent shapes break graphs.
+        if (attention_mask is not None and attention_mask.dim() == 2 and past_length == 0
+                and not torch.compiler.is_compiling() and not bool(attention_mask.all())):
             packing = Packing(attention_mask)
             if input_ids is not None and position_ids is None:  # RoBERTa positions need the padded layout
                 position_ids = create_position_ids_from_input_ids(input_ids, self.embeddings.padding_idx)
@@ -407,13 +409,10 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
                 for t in (input_ids, inputs_embeds, token_type_ids, position_ids)
             )
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
-        dtype = embedding_output.dtype
         mask = self.self_attention_mask(attention_mask, B, T, past_length, device)
         encoder_mask = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            encoder_mask = additive_mask(encoder_attention_mask.bool()[:, None, None, :], dtype)
-        if mask is not None:
-            mask = additive_mask(mask, dtype)
+            encoder_mask = encoder_attention_mask.bool()[:, None, None, :]
         if head_mask is not None:
             head_mask = head_mask.expand(config.num_hidden_layers, -1) if head_mask.dim() == 1 else head_mask
 

@@ -3,6 +3,7 @@ what is allowed, instead of an IndexError from deep inside torch.
 
 Shape and dtype checks are free. Value-range checks (token ids < vocab_size, ...) need the values, so they
 run on CPU tensors only: on an accelerator they would force a device-to-host synchronisation per forward.
+Under torch.compile they are skipped too, since reading values would break the graph.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _require_integer(name: str, t: torch.Tensor) -> None:
 
 def _check_range(name: str, t: torch.Tensor, low: int, high: int, what: str, allow: Optional[int] = None) -> None:
     """Values of `t` in [low, high) (or equal to `allow`), checked where that costs no synchronisation."""
-    if t.device.type != "cpu" or t.numel() == 0:
+    if t.device.type != "cpu" or t.numel() == 0 or torch.compiler.is_compiling():
         return
     valid = (t >= low) & (t < high)
     if allow is not None:

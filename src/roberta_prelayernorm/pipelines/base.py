@@ -1,0 +1,162 @@
+"""What every task pipeline shares: loading, argument checks, and length-sorted batched inference.
+
+A task turns each input into one or more *features* (a dict with the token ids `input_ids` plus whatever its
+postprocessing needs: offsets, the chunk's place in a long text...). `Pipeline.__call__` runs all features of
+all inputs through the model in batches of similar length, each padded only to its own longest member, and
+hands every input its features' outputs (padding cut off) to turn into results, in the order given.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+DEFAULT_BATCH_SIZE = 8
+
+
+class Pipeline:
+    """Base class: a model, its tokenizer, a device, a batch size and default call options."""
+
+    model_class: str  # name of the AutoModelFor* class the task loads
+    output_keys: tuple[str, ...] = ("logits",)  # the model outputs postprocess reads
+    # Model outputs with one value per token: cut to each feature's length, the rest is padding.
+    token_outputs: tuple[str, ...] = ()
+    # Call options and their defaults; pipeline(...) and each call may override them.
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, model, tokenizer, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **options):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        if device is not None:
+            self.model.to(as_device(device))
+        self.raw_options = {**self.defaults, **options}
+        self.options = self.check_options(self.raw_options)
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def check_options(self, options: dict) -> dict:
+        """Validate (and normalise) call options; subclasses check values, this checks the names."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected option(s) {unknown}; allowed: {sorted(self.defaults)}"
+            )
+        return dict(options)
+
+    # -- what a task defines ------------------------------------------------------------------------
+    def split_inputs(self, inputs, kwargs: dict) -> tuple[list, bool]:
+        """(list of inputs, whether one input was given). Default: a str or dict is one input, a list many."""
+        if isinstance(inputs, (list, tuple)):
+            return list(inputs), False
+        return [inputs], True
+
+    def preprocess(self, item, options: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def forward(self, batch: dict):
+        """Run the model on a padded batch (input_ids, attention_mask) and return its output."""
+        return self.model(**batch)
+
+    def unbatch(self, model_output, row: int, feature: dict) -> dict:
+        """One feature's outputs (on the CPU, float32) from row `row` of a padded batch's model output."""
+        n = len(feature["input_ids"])
+        return {key: (model_output[key][row, :n] if key in self.token_outputs else model_output[key][row]).float().cpu()
+                for key in self.output_keys}
+
+    def postprocess(self, item, features: list[dict], outputs: list[dict], options: dict):
+        raise NotImplementedError
+
+    def finish(self, items: list, results: list, single: bool, options: dict):
+        """The value returned to the caller: one result for one input, else the list."""
+        return results[0] if single else results
+
+    # -- the call -----------------------------------------------------------------------------------
+    def __call__(self, inputs=None, **kwargs):
+        call_options = {key: kwargs.pop(key) for key in list(kwargs) if key in self.defaults}
+        items, single = self.split_inputs(inputs, kwargs)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected argument(s) {sorted(kwargs)}; options: {sorted(self.defaults)}"
+            )
+        options = self.check_options({**self.raw_options, **call_options}) if call_options else self.options
+        features = [self.preprocess(item, options) for item in items]
+        flat = [feature for per_item in features for feature in per_item]
+        flat_outputs = run_batches(self, flat)
+        results, start = [], 0
+        for item, per_item in zip(items, features):
+            outputs = flat_outputs[start:start + len(per_item)]
+            start += len(per_item)
+            results.append(self.postprocess(item, per_item, outputs, options))
+        return self.finish(items, results, single, options)
+
+
+def run_batches(pipe: Pipeline, features: list[dict]) -> list[dict]:
+    """Model outputs for each feature, in the order given, computed in length-sorted padded batches.
+
+    Sorting by length keeps padding (wasted compute) small when lengths are ragged; longest first, so a batch
+    too large for the device fails at once rather than at the end. A progress bar shows on a terminal.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+    batches = [order[i:i + pipe.batch_size] for i in range(0, len(order), pipe.batch_size)]
+    pad_id = pipe.tokenizer.pad_token_id
+    if pad_id is None and any(len(batch) > 1 for batch in batches):
+        raise ValueError("batch_size > 1 needs a tokenizer with a pad token; set tokenizer.pad_token or batch_size=1")
+    outputs: list[Optional[dict]] = [None] * len(features)
+    show = len(batches) > 1 and sys.stderr.isatty()
+    with torch.inference_mode(), tqdm(total=len(features), disable=not show, unit="seq",
+                                      desc=type(pipe).__name__) as bar:
+        for batch in batches:
+            lengths = [len(features[i]["input_ids"]) for i in batch]
+            width = max(lengths)
+            input_ids = torch.full((len(batch), width), pad_id if pad_id is not None else 0, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (i, n) in enumerate(zip(batch, lengths)):
+                input_ids[row, :n] = torch.tensor(features[i]["input_ids"], dtype=torch.long)
+                attention_mask[row, :n] = 1
+            model_output = pipe.forward({"input_ids": input_ids.to(pipe.device),
+                                         "attention_mask": attention_mask.to(pipe.device)})
+            for row, i in enumerate(batch):
+                outputs[i] = pipe.unbatch(model_output, row, features[i])
+            bar.update(len(batch))
+    return outputs
+
+
+def as_device(device):
+    """device argument -> torch.device: None/-1/"cpu" the CPU, an int i "cuda:i", or any torch device name."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if isinstance(device, int) and not isinstance(device, bool):
+        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    if isinstance(device, str):
+        try:
+            return torch.device(device)
+        except RuntimeError:
+            pass
+    raise ValueError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
+
+
+def load(task_class: type, model, tokenizer):
+    """(model, tokenizer) from names or paths (the tokenizer defaults to the model's folder) or objects."""
+    from .. import auto
+    from ..tokenizer import AutoTokenizer
+
+    if tokenizer is None:
+        if not isinstance(model, str) and not hasattr(model, "__fspath__"):
+            raise ValueError("tokenizer is required when model is a model object rather than a folder or hub id")
+        tokenizer = model
+    if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        model = getattr(auto, task_class.model_class).from_pretrained(model)
+    return model, tokenizer
+
