@@ -22,13 +22,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--int8", action="store_true", help="also time our int8 dynamic quantization option")
     parser.add_argument("--workloads", default="ragged,full")
-    parser.add_argument("--default-allocator", action="store_true",
-                        help="leave glibc's malloc as it is (default: tune_cpu_allocator(), for both libraries)")
     args = parser.parse_args()
-    if not args.default_allocator:
-        from roberta_prelayernorm.runtime import tune_cpu_allocator
-
-        tune_cpu_allocator()
     size = BASE if args.size == "base" else LARGE
     theirs, ours = same_weights("RobertaPreLayerNormForSequenceClassification", size)
     quantized = None
@@ -36,8 +30,7 @@ def main() -> None:
         from roberta_prelayernorm.quantization import quantize_int8
 
         quantized = quantize_int8(ours)
-    allocator = "glibc default" if args.default_allocator else "tuned (runtime.tune_cpu_allocator)"
-    print(f"machine: {machine()}\nmodel: {args.size} {size}, fp32; allocator: {allocator}")
+    print(f"machine: {machine()}\nmodel: {args.size} {size}, fp32")
     workloads = {"ragged": sst2_like_batch(), "full": full_batch()}
     for name in args.workloads.split(","):
         input_ids, attention_mask = workloads[name]

@@ -419,6 +419,13 @@ def test_bad_arguments_raise_clear_errors(ours, kwargs, message):
         ours(TRICKY[-1], **kwargs)
 
 
+def test_stride_without_room_for_the_cut_text_is_a_clear_error(ours):
+    """The Rust engine panics here (transformers' fast tokenizer crashes); we name the arguments."""
+    with pytest.raises(ValueError, match="stride=2 leaves no room for the text being cut"):
+        ours("Who?", "Jim Henson was a nice puppet and more", truncation="only_second",
+             max_length=9, stride=2, return_overflowing_tokens=True)
+
+
 def test_bad_inputs_raise_clear_errors(ours, bpe_dir):
     with pytest.raises(ValueError, match="is_split_into_words=True expects a list of words"):
         ours("a str", is_split_into_words=True)

@@ -706,6 +706,8 @@ class RobertaPreLayerNormTokenizer:
                 )
 
         backend = self._backend(is_split_into_words)
+        if return_overflowing_tokens and has_pair and truncation in ("only_first", "only_second"):
+            self._check_room_past_stride(backend, inputs, truncation, max_length, stride, added, is_split_into_words)
         if truncation == "do_not_truncate":
             backend.no_truncation()
         else:
@@ -725,7 +727,13 @@ class RobertaPreLayerNormTokenizer:
             encodings = backend.encode_batch(
                 inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words
             )
-        except Exception as err:  # the Rust engine raises plain Exceptions for impossible truncations
+        except BaseException as err:  # the Rust engine raises plain Exceptions for impossible truncations...
+            if type(err).__name__ == "PanicException":  # ...and panics when a window has no room past stride
+                raise ValueError(
+                    f"stride={stride} leaves no room for the text being cut: with truncation={truncation!r} and "
+                    f"max_length={max_length}, each window holds no more than stride tokens of it (the other "
+                    "text and the special tokens take the rest); lower stride or raise max_length"
+                ) from None
             if "Truncation error" not in str(err):
                 raise
             raise ValueError(
@@ -967,6 +975,23 @@ class RobertaPreLayerNormTokenizer:
         return text
 
     # ---------------------------------------------------------------- helpers for hand-built inputs
+
+    @staticmethod
+    def _check_room_past_stride(backend, inputs, truncation, max_length, stride, added, is_split_into_words):
+        """With only_first/only_second windows, the text kept whole must leave more than `stride` tokens for
+        the text being cut (the Rust engine panics otherwise)."""
+        kept = [item[1 if truncation == "only_first" else 0] for item in inputs if isinstance(item, tuple)]
+        backend.no_truncation()
+        backend.no_padding()
+        for item, encoding in zip(kept, backend.encode_batch(kept, add_special_tokens=False,
+                                                             is_pretokenized=is_split_into_words)):
+            room = max_length - added - len(encoding.ids)
+            if stride >= room:
+                raise ValueError(
+                    f"stride={stride} leaves no room for the text being cut: with truncation={truncation!r} and "
+                    f"max_length={max_length}, {item!r} and the {added} special tokens leave {max(room, 0)} "
+                    "tokens per window; stride must be smaller (or max_length larger)"
+                )
 
     def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: Optional[list[int]] = None):
         """<s> A </s>, or <s> A </s></s> B </s>."""

@@ -7,9 +7,18 @@ The command line (`roberta-prelayernorm train` / `evaluate`) is a thin layer ove
 `roberta-prelayernorm train --help` for the data formats of each task.
 """
 
-from .data import DataError, read_records
-from .tasks import TASKS, make_task
-from .trainer import NonFiniteLossError, Trainer, TrainingConfig, evaluate, evaluate_model
+from importlib import import_module
 
-__all__ = ["DataError", "NonFiniteLossError", "TASKS", "Trainer", "TrainingConfig", "evaluate", "evaluate_model",
-           "make_task", "read_records"]
+# Imported on first use, so the command line's help does not load torch.
+_EXPORTS = {
+    "DataError": "data", "read_records": "data", "TASKS": "formats", "make_task": "tasks",
+    "NonFiniteLossError": "trainer", "Trainer": "trainer", "TrainingConfig": "trainer", "evaluate": "trainer",
+    "evaluate_model": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'roberta_prelayernorm.training' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

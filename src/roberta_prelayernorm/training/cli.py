@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .tasks import TASKS
-from .tasks import __doc__ as FORMATS
+from .formats import FORMATS, TASKS
 
 TRAIN_EXAMPLES = """examples:
   # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)

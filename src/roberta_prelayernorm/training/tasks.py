@@ -1,15 +1,6 @@
-"""Data formats of the five tasks (JSON Lines keys, or CSV columns with JSON in list cells):
+"""The five tasks: each checks its records, turns them into features, batches them and scores outputs.
 
-  sequence-classification  {"text": str, "text_pair": str (optional), "label": L}; L is a class name (str),
-                           a class index (int), a list of names (multi-label) or a float (regression);
-                           every record of a file uses the same kind.
-  token-classification     {"tokens": [str, ...], "tags": [str, ...]}: one BIO/IOB2 tag per word.
-  question-answering       {"question": str, "context": str, "answers": {"text": [str], "answer_start": [int]}}
-                           (SQuAD); empty lists mark an unanswerable question. "id" is optional.
-  multiple-choice          {"prompt": str, "choices": [str, ...], "label": int (index) or str (a choice)}.
-  masked-lm                {"text": str}; texts are concatenated and cut into full max_length blocks.
-
-Each Task below checks its records, turns them into features, batches them and scores the model's outputs.
+Record formats: see formats.FORMATS.
 """
 
 from __future__ import annotations
@@ -22,8 +13,8 @@ import torch.nn.functional as F
 from . import metrics
 from .collate import MASK_MODES, collate, mask_tokens
 from .data import Record
+from .formats import FORMATS, TASKS  # noqa: F401  (TASKS is part of this module's API)
 
-TASKS = ("sequence-classification", "token-classification", "question-answering", "multiple-choice", "masked-lm")
 
 
 class Task:
