@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -267,7 +268,7 @@ class PreTrainedMixin:
         state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
 
-        with torch.device("meta"):
+        with torch.device("meta"), skip_reset_parameters():
             model = cls(config, *model_args, **init_kwargs)
         state = match_prefix(state, model, cls.base_model_prefix)
         expected = model.state_dict()
@@ -321,6 +322,21 @@ class PreTrainedMixin:
             module.to(dtype)
             for name, p in loaded.items():  # keep what the checkpoint gave
                 setattr(module, name, p)
+
+@contextmanager
+def skip_reset_parameters():
+    """Build modules without their default initialisation (on the meta device it only costs time: loaded
+    weights replace them, and `materialize` initialises the rest). Not thread-safe: it patches torch.nn."""
+    classes = (nn.Linear, nn.Embedding, nn.LayerNorm)
+    saved = [cls.reset_parameters for cls in classes]
+    for cls in classes:
+        cls.reset_parameters = lambda self: None
+    try:
+        yield
+    finally:
+        for cls, reset in zip(classes, saved):
+            cls.reset_parameters = reset
+
 
 def resolve_dtype(requested, config: RobertaPreLayerNormConfig, state: dict) -> torch.dtype:
     """torch_dtype argument -> torch.dtype: None means float32, "auto" the config's or the checkpoint's."""
