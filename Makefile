@@ -19,5 +19,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
+# Timings against transformers on the same weights (minutes; run on a quiet machine).
+bench: $(STAMP)
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_inference.py --int8
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_training.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_load.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_tokenizer.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

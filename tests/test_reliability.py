@@ -95,3 +95,25 @@ def test_outputs_do_not_depend_on_batch_mates_or_padding(lengths, extra_padding,
         for row, seq in enumerate(sequences):
             alone = model(seq[None]).logits[0]
             assert_close(batched[row][attention_mask[row].bool()], alone, f"row {row} of {lengths}")
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_the_same_seed_gives_the_same_weights_and_metrics(tmp_path_factory, seed):
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    from training_utils import data, head, make_tiny_model
+
+    folder = tmp_path_factory.mktemp("same-seed")
+    model = make_tiny_model(str(folder / "model"))
+    train = head(data("sentiment_train.jsonl"), 24, folder / "train.jsonl")
+    runs = []
+    for name in ("a", "b"):
+        trainer = Trainer(TrainingConfig(
+            task="sequence-classification", model=model, train=str(train), validation=str(train),
+            output_dir=str(folder / name), max_steps=4, batch_size=8, learning_rate=1e-2, max_length=32,
+            seed=seed, progress=False, eval_every=4, save_every=4))
+        runs.append((trainer.train(), trainer.model.state_dict()))
+    (metrics_a, weights_a), (metrics_b, weights_b) = runs
+    assert metrics_a == metrics_b
+    for key in weights_a:
+        assert torch.equal(weights_a[key], weights_b[key]), key

@@ -160,10 +160,13 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         return context.flatten(2), weights, (k, v)
 
 
-class RobertaPreLayerNormSelfOutput(nn.Module):
-    def __init__(self, config: RobertaPreLayerNormConfig):
+class RobertaPreLayerNormOutput(nn.Module):
+    """residual + dropout(dense(x)): closes the attention block (from hidden_size) and the feed-forward block
+    (from intermediate_size)."""
+
+    def __init__(self, config: RobertaPreLayerNormConfig, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states, residual):
@@ -176,7 +179,7 @@ class RobertaPreLayerNormAttention(nn.Module):
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
         self.self = RobertaPreLayerNormSelfAttention(config)
-        self.output = RobertaPreLayerNormSelfOutput(config)
+        self.output = RobertaPreLayerNormOutput(config, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
@@ -198,16 +201,6 @@ class RobertaPreLayerNormIntermediate(nn.Module):
         return self.intermediate_act_fn(self.dense(self.LayerNorm(hidden_states)))
 
 
-class RobertaPreLayerNormOutput(nn.Module):
-    def __init__(self, config: RobertaPreLayerNormConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states, residual):
-        return residual + self.dropout(self.dense(hidden_states))
-
-
 class RobertaPreLayerNormLayer(nn.Module):
     """Self-attention, cross-attention (decoders with add_cross_attention), then the feed-forward block."""
 
@@ -217,7 +210,7 @@ class RobertaPreLayerNormLayer(nn.Module):
         if config.add_cross_attention:
             self.crossattention = RobertaPreLayerNormAttention(config)
         self.intermediate = RobertaPreLayerNormIntermediate(config)
-        self.output = RobertaPreLayerNormOutput(config)
+        self.output = RobertaPreLayerNormOutput(config, config.intermediate_size)
 
     def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None,
                 encoder_mask=None, past=None, need_weights=False, packing=None):

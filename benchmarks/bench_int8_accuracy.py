@@ -1,0 +1,52 @@
+"""What int8 dynamic quantization changes on a trained classifier: logits, predictions, accuracy.
+
+    roberta-prelayernorm demo --output /tmp/demo
+    python benchmarks/bench_int8_accuracy.py --model /tmp/demo/sequence-classification/best \
+        --data src/roberta_prelayernorm/data/sentiment_validation.jsonl
+
+--data is JSON Lines of {"text": ..., "label": class name or index}, as `train` reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+import roberta_prelayernorm as rp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a trained sequence-classification folder")
+    parser.add_argument("--data", required=True)
+    args = parser.parse_args()
+    with open(args.data, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    tokenizer = rp.AutoTokenizer.from_pretrained(args.model)
+    fp32 = rp.AutoModelForSequenceClassification.from_pretrained(args.model)
+    int8 = rp.AutoModelForSequenceClassification.from_pretrained(args.model, quantize="int8")
+    labels = torch.tensor([r["label"] if isinstance(r["label"], int) else fp32.config.label2id[r["label"]]
+                           for r in records])
+    logits = {}
+    with torch.inference_mode():
+        for name, model in (("fp32", fp32), ("int8", int8)):
+            parts = []
+            for start in range(0, len(records), 32):
+                batch = tokenizer([r["text"] for r in records[start:start + 32]], padding=True, truncation=True,
+                                  return_tensors="pt")
+                parts.append(model(**batch).logits)
+            logits[name] = torch.cat(parts)
+    accuracy = {name: (value.argmax(-1) == labels).float().mean().item() for name, value in logits.items()}
+    print(json.dumps({
+        "examples": len(records),
+        "accuracy_fp32": round(accuracy["fp32"], 4), "accuracy_int8": round(accuracy["int8"], 4),
+        "prediction_agreement": round((logits["fp32"].argmax(-1) == logits["int8"].argmax(-1)).float().mean().item(), 4),
+        "max_abs_logit_change": round((logits["fp32"] - logits["int8"]).abs().max().item(), 4),
+        "logit_scale": round(logits["fp32"].abs().max().item(), 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
