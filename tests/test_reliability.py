@@ -117,3 +117,15 @@ def test_the_same_seed_gives_the_same_weights_and_metrics(tmp_path_factory, seed
     assert metrics_a == metrics_b
     for key in weights_a:
         assert torch.equal(weights_a[key], weights_b[key]), key
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through temporary files, which are private (0600); the final files are not."""
+    umask = os.umask(0o022)
+    try:
+        torch.manual_seed(0)
+        rp.RobertaPreLayerNormModel(rp.RobertaPreLayerNormConfig(**tiny_config_dict())).save_pretrained(tmp_path)
+    finally:
+        os.umask(umask)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

@@ -12,7 +12,6 @@ import inspect
 import json
 import logging
 import os
-import tempfile
 from contextlib import contextmanager
 from typing import Optional
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
+from .files import atomic_write
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 logger = logging.getLogger("roberta_prelayernorm")
@@ -35,31 +35,6 @@ IGNORED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 class CheckpointError(ValueError):
     """A checkpoint file is corrupt, incomplete or does not fit the config."""
-
-
-# -- atomic writes ------------------------------------------------------------------------------------
-def atomic_write(path: str, write) -> None:
-    """Call write(tmp_path), then rename tmp_path to `path`: readers see the old file or the new, never half."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    atomic_write(path, write)
 
 
 # -- reading weights ----------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ class RobertaPreLayerNormConfig:
 
     def save_pretrained(self, save_directory) -> None:
         """Write config.json into `save_directory` (atomically: a temporary file renamed into place)."""
-        from .checkpoint import atomic_write_text
+        from .files import atomic_write_text
 
         os.makedirs(save_directory, exist_ok=True)
         atomic_write_text(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())

@@ -19,6 +19,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
+from .files import atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
 
 logger = logging.getLogger(__name__)
@@ -433,7 +434,9 @@ class RobertaPreLayerNormTokenizer:
             ("tokenizer_config.json", config),
             ("special_tokens_map.json", special_map),
         ):
-            written.append(_atomic_write(save_directory, filename, json.dumps(payload, indent=2, ensure_ascii=False)))
+            target = os.path.join(save_directory, filename)
+            atomic_write_text(target, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+            written.append(target)
         # The model writes vocab.json and merges.txt itself (the format transformers' slow tokenizer reads);
         # write them into a temporary folder beside the target and move them in.
         staging = tempfile.mkdtemp(prefix=".tmp-tokenizer-", dir=save_directory)
@@ -1155,25 +1158,6 @@ def _read_json(path: Optional[str]) -> dict:
         return {}
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
-
-
-def _atomic_write(directory: str, filename: str, text: str) -> str:
-    target = os.path.join(directory, filename)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=directory, prefix=f".{filename}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text + "\n")
-        # NamedTemporaryFile makes 0600 files; give the file the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)
-        os.replace(handle.name, target)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-    return target
 
 
 def _check_side(name: str, value: str) -> str:

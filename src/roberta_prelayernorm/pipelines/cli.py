@@ -207,7 +207,8 @@ def parse_line(command: Command, where: str, line) -> dict:
 
 def run(command: Command, args) -> int:
     from . import pipeline
-    from ..checkpoint import CheckpointError, atomic_write_text
+    from ..checkpoint import CheckpointError
+    from ..files import atomic_write_text
     from ..hub import CheckpointNotFoundError
 
     device = int(args.device) if args.device is not None and args.device.lstrip("-").isdigit() else args.device

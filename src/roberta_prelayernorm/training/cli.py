@@ -121,7 +121,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ..checkpoint import atomic_write_text
+    from ..files import atomic_write_text
     from .trainer import evaluate
 
     results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,

@@ -31,7 +31,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..checkpoint import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text
 from .data import read_records
 from .tasks import TASKS, Task, make_task
 
