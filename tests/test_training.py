@@ -189,3 +189,16 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path, tiny):
     steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [json.loads(line)["step"] for line in
                      (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_dataset_saved_by_datasets_trains(tmp_path, tiny):
+    """`datasets` is optional; when installed, --train takes a folder written by save_to_disk."""
+    datasets = pytest.importorskip("datasets")
+    records = read_records(head(data("sentiment_train.jsonl"), 24, tmp_path / "train.jsonl"))
+    folder = tmp_path / "saved"
+    datasets.Dataset.from_list([r.fields for r in records]).save_to_disk(str(folder))
+    from_disk = read_records(str(folder))
+    assert [r.fields for r in from_disk] == [r.fields for r in records]
+    assert str(from_disk[3].where).endswith("row 3")  # the dataset index
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, train=str(folder), max_steps=2))
+    assert "loss" in trainer.train()
