@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import roberta_prelayernorm as rp
-from parity import ATOL, HEADS, assert_close, padded_batch, transformers_model
+from parity import HEADS, assert_close, padded_batch, transformers_model
 
 transformers = pytest.importorskip("transformers")
 

@@ -12,7 +12,11 @@ import sys
 from importlib import import_module
 from typing import Optional, Sequence
 
-COMMAND_MODULES = ("roberta_prelayernorm.demo", "roberta_prelayernorm.training.cli", "roberta_prelayernorm.pipelines.cli")
+COMMAND_MODULES = (
+    "roberta_prelayernorm.demo",
+    "roberta_prelayernorm.training.cli",
+    "roberta_prelayernorm.pipelines.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="roberta-prelayernorm",
-        description="RoBERTa-PreLayerNorm models: run the demo, and more (see each subcommand's --help).",
+        description="RoBERTa-PreLayerNorm models: the demo, training and evaluation, and the task pipelines "
+        "(see each subcommand's --help).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -71,7 +71,8 @@ def run(args) -> int:
 
     with open(shipped("corpus.jsonl"), encoding="utf-8") as f:
         lines = f.readlines()
-    corpus_train, corpus_validation = os.path.join(output, "corpus_train.jsonl"), os.path.join(output, "corpus_validation.jsonl")
+    corpus_train = os.path.join(output, "corpus_train.jsonl")
+    corpus_validation = os.path.join(output, "corpus_validation.jsonl")
     for path, part in ((corpus_train, lines[:-100]), (corpus_validation, lines[-100:])):
         with open(path, "w", encoding="utf-8") as f:
             f.writelines(part)

@@ -335,7 +335,8 @@ class RobertaPreLayerNormPreTrainedModel(checkpoint.PreTrainedMixin, nn.Module):
         if return_dict is None:
             return_dict = self.config.use_return_dict
         if return_dict:
-            extra = {k: getattr(base, k) for k in ("past_key_values", "cross_attentions") if k in output_cls.__dataclass_fields__}
+            extra = {key: getattr(base, key) for key in ("past_key_values", "cross_attentions")
+                     if key in output_cls.__dataclass_fields__}  # only the decoder outputs carry these
             return output_cls(loss=loss, **fields, hidden_states=base.hidden_states, attentions=base.attentions,
                               **extra)
         rest = tuple(v for v in (base.past_key_values, base.hidden_states, base.attentions, base.cross_attentions)
@@ -762,16 +763,3 @@ def sample(scores: torch.Tensor, top_k: Optional[int], top_p: Optional[float], g
         scores = scores.masked_fill(drop.scatter(1, order, drop), float("-inf"))
     return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
 
-
-MODEL_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        RobertaPreLayerNormModel,
-        RobertaPreLayerNormForSequenceClassification,
-        RobertaPreLayerNormForMultipleChoice,
-        RobertaPreLayerNormForTokenClassification,
-        RobertaPreLayerNormForQuestionAnswering,
-        RobertaPreLayerNormForMaskedLM,
-        RobertaPreLayerNormForCausalLM,
-    )
-}

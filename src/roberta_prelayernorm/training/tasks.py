@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from . import metrics
 from .collate import MASK_MODES, collate, mask_tokens
 from .data import Record
-from .formats import FORMATS, TASKS  # noqa: F401  (TASKS is part of this module's API)
+from .formats import TASKS
 
 
 

@@ -105,7 +105,8 @@ class TrainingConfig:
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
-        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride", f"an int in [0, max_length={self.max_length})")
+        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride",
+             f"an int in [0, max_length={self.max_length})")
 
 
 # -- processes ------------------------------------------------------------------------------------------
