@@ -97,3 +97,29 @@ def test_config_errors_name_the_file(tmp_path):
         rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path)
     with pytest.raises(OSError, match="has no config.json"):
         rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path / "..")
+
+
+# config.json of andreasmadsen/efficient_mlm_m0.30 as published (saved by transformers 4.25.0.dev0).
+EFFICIENT_MLM_CONFIG = {
+    "_name_or_path": "/tmp/andreasmadsen/efficient_mlm_m0.30", "architectures": ["RobertaPreLayerNormForMaskedLM"],
+    "attention_probs_dropout_prob": 0.1, "bos_token_id": 0, "classifier_dropout": None, "eos_token_id": 2,
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 1024, "initializer_range": 0.02,
+    "intermediate_size": 4096, "layer_norm_eps": 1e-05, "max_position_embeddings": 514,
+    "model_type": "roberta-prelayernorm", "num_attention_heads": 16, "num_hidden_layers": 24, "pad_token_id": 1,
+    "position_embedding_type": "absolute", "torch_dtype": "float32", "transformers_version": "4.25.0.dev0",
+    "type_vocab_size": 1, "use_cache": True, "vocab_size": 50265,
+}
+
+
+def test_the_published_checkpoint_config_loads_and_round_trips(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(EFFICIENT_MLM_CONFIG))
+    config = rp.AutoConfig.from_pretrained(tmp_path, num_labels=3)
+    assert (config.hidden_size, config.num_hidden_layers, config.max_position_embeddings) == (1024, 24, 514)
+    assert config.type_vocab_size == 1 and config.layer_norm_eps == 1e-5 and config.num_labels == 3
+    config.save_pretrained(tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "config.json").read_text())
+    expected = {k: v for k, v in EFFICIENT_MLM_CONFIG.items() if k != "_name_or_path"}
+    expected.update(id2label={"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"},
+                    label2id={"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2})
+    assert written == expected
+    assert transformers.AutoConfig.from_pretrained(tmp_path / "out").num_labels == 3

@@ -798,3 +798,19 @@ def test_random_unicode_agrees_with_transformers(ours, fast, slow, text, pair):
     assert ours.decode(out.input_ids) == fast.decode(theirs["input_ids"])
     if not any(token in text + (pair or "") for token in ours.all_special_tokens):
         assert ours.decode(out.input_ids, skip_special_tokens=True) == text + (pair or "")
+
+
+def test_the_published_checkpoint_tokenizer_config_loads(tmp_path, bpe_dir, fast):
+    """tokenizer_config.json as the efficient_mlm fine-tunes ship it (keys of the slow tokenizer era)."""
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / name).write_bytes((bpe_dir / name).read_bytes())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "add_prefix_space": False, "bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "errors": "replace",
+        "mask_token": "<mask>", "model_max_length": 512, "name_or_path": "andreasmadsen/efficient_mlm_m0.40",
+        "pad_token": "<pad>", "sep_token": "</s>", "special_tokens_map_file": None,
+        "tokenizer_class": "RobertaTokenizer", "trim_offsets": True, "unk_token": "<unk>",
+    }))
+    loaded = RobertaPreLayerNormTokenizer.from_pretrained(tmp_path)
+    assert loaded.model_max_length == 512 and loaded.mask_token == "<mask>"
+    text = "Hello, my dog is <mask>."
+    assert loaded(text).input_ids == fast(text).input_ids
