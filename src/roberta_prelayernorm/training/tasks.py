@@ -48,11 +48,13 @@ class Task:
         raise NotImplementedError
 
     def collate(self, features: list[dict], generator: Optional[torch.Generator] = None) -> dict:
-        raise NotImplementedError
+        """A padded batch; by default one label per feature (classification of a whole text or of choices)."""
+        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"), ("labels",))
 
     def outputs(self, batch: dict, output) -> list:
-        """What scoring needs from a forward pass, one item per feature, as plain Python values."""
-        raise NotImplementedError
+        """What scoring needs from a forward pass, one item per feature, as plain Python values (by default
+        each feature's logits)."""
+        return output.logits.float().tolist()
 
     def score(self, examples: list[dict], features: list[dict], outputs: list) -> dict:
         raise NotImplementedError
@@ -154,12 +156,6 @@ class SequenceClassification(Task):
             features.append({"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"],
                              "labels": e["label"], "example": i})
         return features
-
-    def collate(self, features, generator=None):
-        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"), ("labels",))
-
-    def outputs(self, batch, output):
-        return output.logits.float().tolist()
 
     def score(self, examples, features, outputs):
         references = [e["label"] for e in examples]
@@ -393,12 +389,6 @@ class MultipleChoice(Task):
             features.append({"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"],
                              "labels": e["label"], "example": n})
         return features
-
-    def collate(self, features, generator=None):
-        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"), ("labels",))
-
-    def outputs(self, batch, output):
-        return output.logits.float().tolist()
 
     def score(self, examples, features, outputs):
         predictions = [max(range(len(row)), key=row.__getitem__) for row in outputs]
