@@ -25,8 +25,7 @@ class Pipeline:
     defaults: dict[str, Any] = {}
 
     def __init__(self, model, tokenizer, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **options):
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -127,6 +126,15 @@ def run_batches(pipe: Pipeline, features: list[dict]) -> list[dict]:
                 outputs[i] = pipe.unbatch(model_output, row, features[i])
             bar.update(len(batch))
     return outputs
+
+
+def check_int(name: str, value, lowest: int, none_means: Optional[str] = None) -> None:
+    """Raise ValueError unless `value` is an int >= lowest (or None, where `none_means` says what None does)."""
+    if value is None and none_means is not None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+        allowed = f"an int >= {lowest}" + (f" or None ({none_means})" if none_means else "")
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def as_device(device):

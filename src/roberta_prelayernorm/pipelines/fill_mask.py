@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 logger = logging.getLogger("roberta_prelayernorm")
 
@@ -25,8 +25,7 @@ class FillMaskPipeline(Pipeline):
     def check_options(self, options):
         options = super().check_options(options)
         top_k = options["top_k"]
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1, got {top_k!r}")
+        check_int("top_k", top_k, 1)
         if self.tokenizer.mask_token_id is None:
             raise ValueError("fill-mask needs a tokenizer with a mask token; this one has none")
         if options["targets"] is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 TOKENIZER_OPTIONS = ("truncation", "max_length")
 
@@ -22,8 +22,7 @@ class MultipleChoicePipeline(Pipeline):
     def check_options(self, options):
         options = super().check_options(options)
         top_k = options["top_k"]
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"top_k must be an int >= 1 or None (all choices), got {top_k!r}")
+        check_int("top_k", top_k, 1, none_means="all choices")
         return options
 
     def split_inputs(self, inputs, kwargs):

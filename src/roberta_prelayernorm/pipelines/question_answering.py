@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 
 class QuestionAnsweringPipeline(Pipeline):
@@ -32,8 +32,7 @@ class QuestionAnsweringPipeline(Pipeline):
             lowest = 0 if name == "doc_stride" else 1
             if value is None and name in ("max_seq_len", "doc_stride"):
                 continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-                raise ValueError(f"{name} must be an int >= {lowest}, got {value!r}")
+            check_int(name, value, lowest)
         if options["max_seq_len"] is None:
             options["max_seq_len"] = min(self.tokenizer.model_max_length, 384)
         if options["doc_stride"] is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 TOKENIZER_OPTIONS = ("truncation", "max_length")
@@ -24,8 +24,8 @@ class TextClassificationPipeline(Pipeline):
     def check_options(self, options):
         options = super().check_options(options)
         top_k = options["top_k"]
-        if top_k not in ("", None) and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"top_k must be an int >= 1 or None (all labels), got {top_k!r}")
+        if top_k != "":  # "": not given (see defaults)
+            check_int("top_k", top_k, 1, none_means="all labels")
         function = options["function_to_apply"]
         if function is not None and str(function).lower() not in FUNCTIONS:
             raise ValueError(f"function_to_apply={function!r} is not one of {FUNCTIONS}")

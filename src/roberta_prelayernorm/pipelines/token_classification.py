@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
 # The tokenizer's "no limit" model_max_length: above it, texts are not truncated (nor split with stride).
@@ -36,8 +36,7 @@ class TokenClassificationPipeline(Pipeline):
         options["aggregation_strategy"] = strategy
         stride = options["stride"]
         if stride is not None:
-            if not isinstance(stride, int) or isinstance(stride, bool) or stride < 0:
-                raise ValueError(f"stride must be an int >= 0, got {stride!r}")
+            check_int("stride", stride, 0)
             if stride >= self.tokenizer.model_max_length:
                 raise ValueError(
                     f"stride={stride} must be less than the tokenizer's model_max_length "
