@@ -96,3 +96,120 @@ def assert_same_at_tokens(ours: dict, theirs: dict, real) -> None:
         if value.shape[:real.dim()] == real.shape:
             mine, value = mine[real], value[real]
         torch.testing.assert_close(mine, value, atol=1e-4, rtol=1e-4, msg=key)
+
+
+# -- checkpoints and the hub --------------------------------------------------------------------------
+def test_from_pretrained_records_where_the_model_came_from(tmp_path):
+    tiny("RobertaPreLayerNormForMaskedLM").save_pretrained(tmp_path)
+    model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    assert model.name_or_path == str(tmp_path) and model.config._name_or_path == str(tmp_path)
+    assert "_name_or_path" not in (tmp_path / "config.json").read_text()  # a path is not part of the model
+    assert tiny("RobertaPreLayerNormModel").name_or_path == ""
+
+
+def test_transformers_config_accepted_wherever_a_config_is(tmp_path):
+    import transformers
+
+    theirs = transformers.RobertaPreLayerNormConfig(**tiny_config_dict(num_hidden_layers=2))
+    model = rp.RobertaPreLayerNormForSequenceClassification(theirs)
+    assert isinstance(model.config, rp.RobertaPreLayerNormConfig) and model.config.num_labels == 3
+    converted = model.config.to_dict()
+    assert converted.pop("transformers_version") == transformers.__version__  # kept, as from their config.json
+    assert converted == rp.RobertaPreLayerNormConfig(**tiny_config_dict(num_hidden_layers=2)).to_dict()
+    model.save_pretrained(tmp_path)
+    loaded = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path, config=theirs)
+    assert loaded.config.num_labels == 3
+    with pytest.raises(TypeError, match="config must be a RobertaPreLayerNormConfig .*got BertConfig"):
+        rp.RobertaPreLayerNormModel(transformers.BertConfig())
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_sharded_save_loads_here_and_in_transformers(tmp_path, safe):
+    import json
+
+    import transformers
+
+    model = tiny("RobertaPreLayerNormForMaskedLM")
+    model.save_pretrained(tmp_path, safe_serialization=safe)  # a single file first: the shards replace it
+    model.save_pretrained(tmp_path, safe_serialization=safe, max_shard_size="20KB")
+    stem, ext = ("model", "safetensors") if safe else ("pytorch_model", "bin")
+    index = json.loads((tmp_path / f"{stem}.{ext}.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 2 and shards[0] == f"{stem}-00001-of-{len(shards):05d}.{ext}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(stem)) == sorted(
+        shards + [f"{stem}.{ext}.index.json"])
+    batch = inputs_for("RobertaPreLayerNormForMaskedLM")
+    expected = model(**batch).logits
+    ours = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    theirs = transformers.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path).eval()
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(ours(**batch).logits, expected)
+    torch.testing.assert_close(theirs(**batch).logits[real], expected[real], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="max_shard_size='big'"):
+        model.save_pretrained(tmp_path, max_shard_size="big")
+
+
+def test_int8_model_refuses_to_save_with_the_way_out(tmp_path):
+    tiny("RobertaPreLayerNormForSequenceClassification").save_pretrained(tmp_path / "float")
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "float", quantize="int8")
+    with pytest.raises(ValueError, match="int8-quantized.*load it with quantize='int8'"):
+        model.save_pretrained(tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()
+
+
+class FakeHfApi:
+    """huggingface_hub.HfApi without the network: records the calls and the uploaded folder's files."""
+    calls: list = []
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, private=None, exist_ok=False):
+        from types import SimpleNamespace
+
+        self.calls.append(("create_repo", repo_id, private, exist_ok, self.token))
+        return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"me/{repo_id}")
+
+    def upload_folder(self, repo_id, folder_path, commit_message=None, revision=None, create_pr=False):
+        import os
+
+        self.calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path)), commit_message, create_pr))
+        return f"commit of {repo_id}"
+
+
+def test_push_to_hub_creates_the_repo_and_uploads_one_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    FakeHfApi.calls = []
+    model = tiny("RobertaPreLayerNormForMaskedLM")
+    assert model.push_to_hub("org/tiny", private=True, token="t", commit_message="first") == "commit of org/tiny"
+    assert FakeHfApi.calls == [("create_repo", "org/tiny", True, True, "t"),
+                               ("upload_folder", "org/tiny", ["config.json", "model.safetensors"], "first", False)]
+    FakeHfApi.calls = []
+    model.save_pretrained(tmp_path / "tiny-mlm", push_to_hub=True, max_shard_size="20KB")
+    (_, repo, *_), (_, uploaded_to, files, message, _) = FakeHfApi.calls
+    assert repo == "tiny-mlm" and uploaded_to == "me/tiny-mlm" and "model.safetensors.index.json" in files
+
+
+def test_peft_lora_adapter_records_its_base_and_reloads_offline(tmp_path):
+    from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
+
+    base_dir = tmp_path / "base"
+    tiny("RobertaPreLayerNormForSequenceClassification").save_pretrained(base_dir)
+    base = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(base_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"]))
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.normal_()  # B starts at zero; make the adapter change the output
+    batch = inputs_for("RobertaPreLayerNormForSequenceClassification")
+    expected = lora(**batch).logits
+    lora.save_pretrained(tmp_path / "adapter")
+    assert PeftConfig.from_pretrained(tmp_path / "adapter").base_model_name_or_path == str(base_dir)
+    base_path = PeftConfig.from_pretrained(tmp_path / "adapter").base_model_name_or_path
+    reloaded = PeftModel.from_pretrained(rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(base_path),
+                                         tmp_path / "adapter").eval()
+    torch.testing.assert_close(reloaded(**batch).logits, expected)
+    plain = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(base_dir)  # `base` now holds LoRA
+    assert not torch.allclose(expected, plain(**batch).logits, atol=1e-4)

@@ -227,6 +227,20 @@ class RobertaPreLayerNormConfig:
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
 
+    @classmethod
+    def coerce(cls, config) -> "RobertaPreLayerNormConfig":
+        """`config` itself, or this package's copy of a transformers RobertaPreLayerNormConfig (read through
+        its to_diff_dict, what its config.json would hold; no transformers import); TypeError for the rest."""
+        if isinstance(config, cls):
+            return config
+        if getattr(config, "model_type", None) == MODEL_TYPE and callable(getattr(config, "to_diff_dict", None)):
+            converted = cls.from_dict(config.to_diff_dict())
+            converted._name_or_path = getattr(config, "_name_or_path", "")
+            return converted
+        raise TypeError(
+            f"config must be a RobertaPreLayerNormConfig (this package's or transformers'), got {type(config).__name__}"
+        )
+
     # -- files ----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs) -> "RobertaPreLayerNormConfig":
