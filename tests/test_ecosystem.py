@@ -95,7 +95,7 @@ def assert_same_at_tokens(ours: dict, theirs: dict, real) -> None:
         assert tuple(mine.shape) == tuple(value.shape), key
         if value.shape[:real.dim()] == real.shape:
             mine, value = mine[real], value[real]
-        torch.testing.assert_close(mine, value, atol=1e-4, rtol=1e-4, msg=key)
+        torch.testing.assert_close(mine, value, atol=1e-4, rtol=1e-4, msg=lambda m: f"{key}: {m}")
 
 
 # -- checkpoints and the hub --------------------------------------------------------------------------
@@ -213,3 +213,87 @@ def test_peft_lora_adapter_records_its_base_and_reloads_offline(tmp_path):
     torch.testing.assert_close(reloaded(**batch).logits, expected)
     plain = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(base_dir)  # `base` now holds LoRA
     assert not torch.allclose(expected, plain(**batch).logits, atol=1e-4)
+
+
+# -- transformers' Trainer ----------------------------------------------------------------------------
+TRAINER_HEADS = [name for name in HEADS if name != "RobertaPreLayerNormModel"]  # the bare model has no loss
+
+
+def training_examples(name: str, n: int = 8) -> list[dict]:
+    """n examples with the labels the head's loss takes."""
+    g = torch.Generator().manual_seed(1)
+    examples = []
+    for i in range(n):
+        batch = inputs_for(name, lengths=(7, 5, 3), seed=i)
+        example = {key: value[0] for key, value in batch.items()}  # (T,) or, multiple choice, (3, T)
+        ids = example["input_ids"]
+        if name == "RobertaPreLayerNormForQuestionAnswering":
+            example.update(start_positions=torch.tensor(1), end_positions=torch.tensor(3))
+        elif name in ("RobertaPreLayerNormForTokenClassification",):
+            example["labels"] = torch.randint(0, 2, ids.shape, generator=g)
+        elif name in ("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormForCausalLM"):
+            example["labels"] = ids.clone()
+        else:
+            example["labels"] = torch.tensor(i % 2)
+        examples.append(example)
+    return examples
+
+
+def hf_trainer(model, name: str, output_dir, bf16: bool = False, max_steps: int = 4):
+    import transformers
+
+    from roberta_prelayernorm.integrations import Trainer
+
+    args = transformers.TrainingArguments(
+        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=4, save_steps=2,
+        logging_steps=1, learning_rate=1e-3, bf16=bf16, use_cpu=True, report_to=[], seed=0,
+        dataloader_num_workers=0, disable_tqdm=True,
+    )
+    return Trainer(model=model, args=args, train_dataset=training_examples(name))
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("name", TRAINER_HEADS)
+def test_hf_trainer_trains_checkpoints_and_saves_a_loadable_model(tmp_path, name, bf16):
+    import transformers
+
+    model = tiny(name).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = hf_trainer(model, name, tmp_path, bf16=bf16)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    trained = tiny(name, seed=1)  # the trained weights in a model accelerate has not wrapped in bf16 autocast
+    trained.load_state_dict(model.state_dict())
+    batch = inputs_for(name)
+    if name == "RobertaPreLayerNormForCausalLM":
+        batch["use_cache"] = False
+    expected = trained(**batch)
+    for folder in (tmp_path / "checkpoint-4", tmp_path / "final"):
+        ours = getattr(rp, name).from_pretrained(folder)(**batch)
+        theirs = getattr(transformers, name).from_pretrained(folder).eval()(**batch)
+        assert_same_at_tokens(ours, expected, batch["attention_mask"].bool())
+        assert_same_at_tokens(theirs, expected, batch["attention_mask"].bool())
+
+
+def test_hf_trainer_resumes_bf16_masked_lm_with_tied_weights(tmp_path):
+    name = "RobertaPreLayerNormForMaskedLM"
+    straight = tiny(name).train()
+    hf_trainer(straight, name, tmp_path / "straight", bf16=True).train()
+    resumed = tiny(name, seed=5).train()  # other weights: the checkpoint must replace them
+    hf_trainer(resumed, name, tmp_path / "straight-copy", bf16=True).train(
+        resume_from_checkpoint=str(tmp_path / "straight" / "checkpoint-2"))
+    assert resumed.lm_head.decoder.weight is resumed.roberta_prelayernorm.embeddings.word_embeddings.weight
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, msg=key)
+
+
+def test_plain_trainer_folder_is_refused_with_the_fix(tmp_path):
+    import transformers
+
+    name = "RobertaPreLayerNormForSequenceClassification"
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), max_steps=1, use_cpu=True, report_to=[])
+    trainer = transformers.Trainer(model=tiny(name).train(), args=args, train_dataset=training_examples(name))
+    trainer.save_model(str(tmp_path / "final"))  # transformers saves a bare state dict: no config.json
+    with pytest.raises(OSError, match="has weights but no config.json.*roberta_prelayernorm.integrations.Trainer"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "final")

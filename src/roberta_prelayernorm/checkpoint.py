@@ -101,6 +101,7 @@ class PreTrainedMixin:
     config: RobertaPreLayerNormConfig
     base_model_prefix: str
     _tied_weights_keys: list = []
+    _keys_to_ignore_on_save = None  # read by transformers' Trainer when it resumes
 
     def post_init(self) -> None:
         """Initialise weights (skipped on the meta device, where from_pretrained builds) and tie them."""

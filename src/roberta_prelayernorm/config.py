@@ -248,6 +248,12 @@ class RobertaPreLayerNormConfig:
         hub_kwargs = pop_hub_kwargs(kwargs)
         path = resolve_file(name_or_path, CONFIG_NAME, **hub_kwargs)
         if path is None:
+            if any(resolve_file(name_or_path, name, **hub_kwargs) for name in ("model.safetensors", "pytorch_model.bin")):
+                raise CheckpointNotFoundError(
+                    f"{name_or_path!r} has weights but no {CONFIG_NAME}: a bare state dict, as transformers' Trainer "
+                    "saves models it does not know; train with roberta_prelayernorm.integrations.Trainer, or "
+                    "write the config beside the weights with model.config.save_pretrained(folder)"
+                )
             raise CheckpointNotFoundError(f"{name_or_path!r} has no {CONFIG_NAME}")
         return cls.from_json_file(path, **kwargs)
 
