@@ -297,3 +297,23 @@ def test_plain_trainer_folder_is_refused_with_the_fix(tmp_path):
     trainer.save_model(str(tmp_path / "final"))  # transformers saves a bare state dict: no config.json
     with pytest.raises(OSError, match="has weights but no config.json.*roberta_prelayernorm.integrations.Trainer"):
         rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "final")
+
+
+def test_package_trainer_writes_a_model_card(tmp_path):
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    from training_utils import data, head, make_tiny_model
+
+    base = make_tiny_model(str(tmp_path / "base"))
+    (tmp_path / "base" / "README.md").write_text("---\nlicense: apache-2.0\n---\n# base\n")
+    train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
+    trainer = Trainer(TrainingConfig(task="sequence-classification", model=base, train=str(train),
+                                     validation=str(train), output_dir=str(tmp_path / "out"), max_steps=2,
+                                     batch_size=8, progress=False))
+    trainer.train()
+    metric = trainer.task.metric
+    card = (tmp_path / "out" / "best" / "README.md").read_text()
+    front = card.split("---\n")[1]
+    for line in ('library_name: "transformers"', 'pipeline_tag: "text-classification"',
+                 f'base_model: "{base}"', 'license: "apache-2.0"', f'metrics: ["{metric}"]'):
+        assert line in front.splitlines(), (line, front)
+    assert f"- {metric}: " in card and (tmp_path / "out" / "last" / "README.md").is_file()
