@@ -147,6 +147,8 @@ def test_sharded_save_loads_here_and_in_transformers(tmp_path, safe):
     torch.testing.assert_close(theirs(**batch).logits[real], expected[real], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="max_shard_size='big'"):
         model.save_pretrained(tmp_path, max_shard_size="big")
+    with pytest.raises(TypeError, match="safe_serialisation"):  # a misspelt option is not taken for a hub option
+        model.save_pretrained(tmp_path, safe_serialisation=False)
 
 
 def test_int8_model_refuses_to_save_with_the_way_out(tmp_path):

@@ -201,6 +201,9 @@ class PreTrainedMixin:
         indexed as transformers names them. `push_to_hub=True` then uploads the folder (`repo_id` defaults to
         the folder's name; see push_to_hub for the other options).
         """
+        unknown = sorted(set(hub_kwargs) - {"repo_id", "commit_message", "private", "token", "create_pr", "revision"})
+        if unknown:
+            raise TypeError(f"save_pretrained got unexpected keyword argument(s) {', '.join(unknown)}")
         if not is_main_process:
             return
         state = self.state_dict() if state_dict is None else state_dict
