@@ -33,12 +33,13 @@ class ModelOutput(OrderedDict):
         )
 
     def __post_init__(self):
-        first = getattr(self, fields(self)[0].name)
-        if not isinstance(first, torch.Tensor) and all(getattr(self, f.name) is None for f in fields(self)[1:]):
-            pairs = _as_pairs(first)
+        first, *rest = fields(self)
+        value = getattr(self, first.name)
+        if not isinstance(value, torch.Tensor) and all(getattr(self, f.name) is None for f in rest):
+            pairs = _as_pairs(value)
             if pairs is not None:  # built from a mapping or (key, value) pairs: spread them over the fields
-                super().__setattr__(fields(self)[0].name, None)
-                self.pop(fields(self)[0].name, None)  # the dataclass __init__ stored the mapping under it
+                super().__setattr__(first.name, None)
+                self.pop(first.name, None)  # the dataclass __init__ stored the mapping under it
                 for key, value in pairs:
                     if key not in self.__dataclass_fields__:
                         raise TypeError(f"{type(self).__name__} has no field {key!r}")
