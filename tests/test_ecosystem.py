@@ -319,3 +319,15 @@ def test_package_trainer_writes_a_model_card(tmp_path):
                  f'base_model: "{base}"', 'license: "apache-2.0"', f'metrics: ["{metric}"]'):
         assert line in front.splitlines(), (line, front)
     assert f"- {metric}: " in card and (tmp_path / "out" / "last" / "README.md").is_file()
+
+
+def test_question_answering_top_k_as_many_as_the_candidate_spans():
+    """Found running the suite with transformers 5.x: top_k equal to the number of spans crashed argpartition."""
+    import numpy as np
+
+    from roberta_prelayernorm.pipelines.question_answering import best_spans
+
+    logits = np.random.default_rng(0).normal(size=(2, 4))
+    starts, ends, scores, _ = best_spans(logits[0], logits[1], np.zeros(4, bool), 1.0, top_k=16,
+                                         handle_impossible_answer=False, max_answer_len=15)
+    assert len(starts) == 16 and list(scores) == sorted(scores, reverse=True)
