@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 import roberta_prelayernorm as rp
+from hubcache import add_to_hub_cache, go_offline
 from parity import assert_close, padded_batch, tiny_config_dict
 from roberta_prelayernorm.checkpoint import CheckpointError
 from roberta_prelayernorm.cli import main
@@ -181,6 +182,25 @@ def save_family(tmp_path, model):
     if not folder.exists():
         model.save_pretrained(folder)
     return folder
+
+
+def test_princeton_hub_id_loads_and_converts_with_its_tokenizer(tmp_path, monkeypatch, capsys, bpe_dir):
+    model = original_model()
+    write_princeton(tmp_path / "princeton", model)
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / "princeton" / name).write_bytes((bpe_dir / name).read_bytes())
+    add_to_hub_cache(tmp_path / "cache", "princeton-nlp/efficient_mlm_m0.40", tmp_path / "princeton")
+    go_offline(monkeypatch, tmp_path / "cache")
+    input_ids, attention_mask = batch()
+    from_hub = rp.AutoModelForMaskedLM.from_pretrained("princeton-nlp/efficient_mlm_m0.40")
+    family = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(save_family(tmp_path, model))
+    with torch.no_grad():
+        assert torch.equal(from_hub(input_ids, attention_mask).logits, family(input_ids, attention_mask).logits)
+    code, out, err = convert(capsys, "princeton-nlp/efficient_mlm_m0.40", "--output", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "config.json", "merges.txt", "model.safetensors", "vocab.json"]
+    assert_same_outputs(tmp_path / "out", model)
 
 
 def test_post_layernorm_roberta_is_refused(tmp_path, capsys):
