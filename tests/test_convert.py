@@ -8,6 +8,7 @@ or converting it must give exactly that model's outputs, here and in transformer
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 
@@ -314,6 +315,20 @@ def test_a_harmful_pickle_is_refused_and_never_runs(tmp_path, capsys):
     code, out, err = convert(capsys, tmp_path / "model.pt", "--output", tmp_path / "out")
     assert code == 2 and "references io.open" in err and "nothing in it was run" in err, err
     assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_old_torch_format_and_numpy1_names_are_read(tmp_path, capsys):
+    """Checkpoints from before torch 1.6 (no zip) and numpy 2 (numpy.core.multiarray.scalar) still convert."""
+    model = original_model()
+    buffer = io.BytesIO()
+    torch.save({"args": argparse.Namespace(**settings()), "model": fairseq_state(model), **TRAINING_STATE}, buffer,
+               _use_new_zipfile_serialization=False)
+    raw = buffer.getvalue()
+    assert b"numpy._core.multiarray" in raw  # protocol 2 GLOBALs are text: rename them as numpy 1 wrote them
+    (tmp_path / "model.pt").write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    code, out, err = convert(capsys, tmp_path / "model.pt", "--output", tmp_path / "out")
+    assert code == 0, err
+    assert_same_outputs(tmp_path / "out", model)
 
 
 def test_family_folder_with_bin_only_converts_with_its_tokenizer(tmp_path, capsys, bpe_dir):

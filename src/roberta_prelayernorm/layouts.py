@@ -85,7 +85,7 @@ def roberta_prelayernorm_state(state: dict, source: str) -> dict:
 
 
 # -- reading pickled fairseq checkpoints ----------------------------------------------------------------
-def safe_globals() -> list:
+def allowed_globals() -> list:
     """What fairseq checkpoints pickle besides tensors and plain containers: their settings
     (argparse.Namespace) and numpy scalars/arrays in the training state. numpy 1 and 2 name the
     reconstruction functions differently (numpy.core / numpy._core), so both names are allowed."""
@@ -110,7 +110,7 @@ def load_fairseq_checkpoint(path: str) -> dict:
     import torch
 
     try:
-        with torch.serialization.safe_globals(safe_globals()):
+        with torch.serialization.safe_globals(allowed_globals()):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
