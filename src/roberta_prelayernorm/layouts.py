@@ -250,7 +250,8 @@ def fairseq_config(state: dict, settings: dict, source: str) -> dict:
                               f"RoBERTa's LM head computes gelu (allowed: {', '.join(ACTIVATIONS)})")
     if settings.get("no_scale_embedding") is False:
         raise CheckpointError(f"{source}: no_scale_embedding=False (scaled embeddings) is not RoBERTa's computation")
-    config.update(num_attention_heads=heads, hidden_act=ACTIVATIONS[activation],
-                  hidden_dropout_prob=float(settings.get("dropout", 0.1)),
-                  attention_probs_dropout_prob=float(settings.get("attention_dropout", 0.1)))
+    dropout = {key: settings[name] for key, name in (("hidden_dropout_prob", "dropout"),
+                                                     ("attention_probs_dropout_prob", "attention_dropout"))
+               if isinstance(settings.get(name), (int, float))}  # for further training; inference ignores them
+    config.update(num_attention_heads=heads, hidden_act=ACTIVATIONS[activation], **dropout)
     return config
