@@ -11,6 +11,7 @@ import argparse
 import io
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -235,6 +236,9 @@ def test_fairseq_checkpoint_with_namespace_args(tmp_path, capsys, bpe_dir, dtype
     code, out, err = convert(capsys, tmp_path / "model.pt", "--output", tmp_path / "out", "--tokenizer", bpe_dir)
     assert code == 0, err
     assert "fairseq layout" in out and difference(out) < 1e-4
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~umask
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["config.json", "merges.txt", "model.safetensors", "vocab.json"]
     assert next(iter(load_file(tmp_path / "out" / "model.safetensors").values())).dtype == dtype

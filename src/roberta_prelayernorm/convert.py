@@ -128,6 +128,9 @@ def write_folder(output: str, fill) -> None:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=parent)
     try:
         fill(tmp)
+        umask = os.umask(0)  # mkdtemp makes a 0700 folder; give it the mode a plain mkdir would
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
         if os.path.isdir(output):
             os.rmdir(output)
         os.replace(tmp, output)
