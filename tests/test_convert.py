@@ -155,8 +155,10 @@ def write_princeton(folder, model, post_ln=False):
         state[f"roberta.encoder.layer.{i}.attention.self.LayerNorm.bias"] = torch.randn(32)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, folder / "pytorch_model.bin")
-    config = {**model.config.to_dict(), "model_type": "roberta", "architectures": ["RobertaForMaskedLM"]}
-    (folder / "config.json").write_text(json.dumps(config))
+    fields = {k: v for k, v in model.config.to_dict().items() if k in transformers.RobertaConfig().to_dict()}
+    config = transformers.RobertaConfig(**fields)
+    config.architectures = ["RobertaForMaskedLM"]
+    config.save_pretrained(folder)  # as the princeton-nlp checkpoints have it: a RobertaConfig
 
 
 def test_princeton_layout_loads_exactly_with_a_notice(tmp_path, caplog):
@@ -168,8 +170,14 @@ def test_princeton_layout_loads_exactly_with_a_notice(tmp_path, caplog):
     assert len(notices) == 1 and "princeton-nlp pre-LayerNorm RoBERTa layout" in notices[0], notices
     assert "4 unused attention.self.LayerNorm" in notices[0]
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
-    assert ours.config.model_type == "roberta-prelayernorm" and ours.config.layer_norm_eps == 1e-5
-    assert ours.config.num_hidden_layers == LAYERS and ours.config.intermediate_size == 37
+    assert ours.config.model_type == "roberta-prelayernorm"
+    assert ours.config.architectures == ["RobertaPreLayerNormForMaskedLM"]
+    expected = json.loads((tmp_path / "princeton" / "config.json").read_text())
+    mapped = json.loads(ours.config.to_json_string(use_diff=False))
+    shared = set(expected) & set(mapped) - {"model_type", "architectures", "transformers_version"}
+    assert {"hidden_size", "num_hidden_layers", "intermediate_size", "layer_norm_eps", "vocab_size",
+            "max_position_embeddings", "type_vocab_size", "pad_token_id", "hidden_act"} <= shared
+    assert {k: mapped[k] for k in shared} == {k: expected[k] for k in shared}
     input_ids, attention_mask = batch()
     with torch.no_grad():
         assert torch.equal(ours(input_ids, attention_mask).logits,
