@@ -343,6 +343,19 @@ def test_old_torch_format_and_numpy1_names_are_read(tmp_path, capsys):
     assert_same_outputs(tmp_path / "out", model)
 
 
+def test_bare_encoder_converts_and_is_compared_on_hidden_states(tmp_path, capsys):
+    model = original_model()
+    model.roberta_prelayernorm.save_pretrained(tmp_path / "encoder")
+    code, out, err = convert(capsys, tmp_path / "encoder", "--output", tmp_path / "out")
+    assert code == 0, err
+    assert "(hidden states, fixed input)" in out and difference(out) < 1e-4
+    input_ids, attention_mask = batch()
+    with torch.no_grad():
+        ours = rp.RobertaPreLayerNormModel.from_pretrained(tmp_path / "out")(input_ids, attention_mask)
+        theirs = model.roberta_prelayernorm(input_ids, attention_mask)
+    assert_close(ours.last_hidden_state, theirs.last_hidden_state, "hidden states", rows=attention_mask.bool())
+
+
 def test_family_folder_with_bin_only_converts_with_its_tokenizer(tmp_path, capsys, bpe_dir):
     model = original_model()
     model.save_pretrained(tmp_path / "bin", safe_serialization=False)

@@ -264,7 +264,8 @@ def run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (CheckpointError, OSError, ValueError) as err:  # OSError: a missing folder, hub id or file
-        print(f"error: SOURCE {args.source}: {err}", file=sys.stderr)
+        where = "" if str(args.source) in str(err) else f"SOURCE {args.source}: "
+        print(f"error: {where}{err}", file=sys.stderr)
         return 2
     files = ", ".join(["config.json", "model.safetensors", *result["tokenizer_files"]])
     print(f"wrote {args.output} ({files}) from the {result['layout']} layout in {result['dtype']}")
