@@ -106,12 +106,14 @@ def allowed_globals() -> list:
 def load_fairseq_checkpoint(path: str) -> dict:
     """A fairseq checkpoint file as a dict, without running any code it holds."""
     import pickle
+    import zipfile
 
     import torch
 
     try:
+        # mmap: the optimizer state training checkpoints carry (often 2x the model) is never read into memory
         with torch.serialization.safe_globals(allowed_globals()):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
         what = f"references {found.group(1)}" if found else f"cannot be read safely ({str(err).splitlines()[-1]})"
