@@ -356,9 +356,11 @@ def test_bare_encoder_converts_and_is_compared_on_hidden_states(tmp_path, capsys
     assert_close(ours.last_hidden_state, theirs.last_hidden_state, "hidden states", rows=attention_mask.bool())
 
 
-def test_family_folder_with_bin_only_converts_with_its_tokenizer(tmp_path, capsys, bpe_dir):
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_family_folder_with_bin_only_converts_with_its_tokenizer(tmp_path, capsys, bpe_dir, shard):
     model = original_model()
-    model.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    model.save_pretrained(tmp_path / "bin", safe_serialization=False, **({"max_shard_size": shard} if shard else {}))
+    assert (tmp_path / "bin" / "pytorch_model.bin.index.json").exists() == bool(shard)
     for name in ("vocab.json", "merges.txt"):
         (tmp_path / "bin" / name).write_bytes((bpe_dir / name).read_bytes())
     code, out, err = convert(capsys, tmp_path / "bin", "--output", tmp_path / "out")
