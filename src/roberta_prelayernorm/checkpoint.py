@@ -261,13 +261,18 @@ class PreTrainedMixin:
         hub_kwargs = pop_hub_kwargs(kwargs)
         init_params = inspect.signature(cls.__init__).parameters
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
-        if config is None:
+        from .layouts import read_roberta_layout
+
+        foreign = read_roberta_layout(name_or_path, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
+        if config is None and foreign:
+            config = RobertaPreLayerNormConfig.from_dict(foreign[0], **kwargs)
+        elif config is None:
             config = RobertaPreLayerNormConfig.from_pretrained(name_or_path, **hub_kwargs, **kwargs)
         else:
             config = RobertaPreLayerNormConfig.coerce(config)
             config.update(kwargs)
         config._name_or_path = os.fspath(name_or_path)  # PEFT records it as the adapters' base model
-        state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
+        state, filename = foreign[1:] if foreign else load_checkpoint_weights(name_or_path, hub_kwargs)
         state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
 
