@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "roberta_prelayernorm.training.cli",
     "roberta_prelayernorm.pipelines.cli",
     "roberta_prelayernorm.convert",
+    "roberta_prelayernorm.export",
 )
 
 
