@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
-from .files import atomic_write
+from .files import atomic_folder, atomic_write
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 logger = logging.getLogger("roberta_prelayernorm")
@@ -190,13 +190,13 @@ class PreTrainedMixin:
 
     # -- save ---------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None) -> None:
-        """Write config.json and model.safetensors (or pytorch_model.bin), each atomically.
+        """Write config.json and model.safetensors (or pytorch_model.bin), the folder replaced whole (a crash
+        leaves the previous folder intact; files already there, such as a tokenizer's, are kept).
 
         Tied weights are stored once, under the name transformers keeps; transformers loads the result.
         """
         from safetensors.torch import save_file
 
-        os.makedirs(save_directory, exist_ok=True)
         state = self.state_dict() if state_dict is None else state_dict
         twins = {"lm_head.decoder.weight": f"{self.base_model_prefix}.embeddings.word_embeddings.weight",
                  "lm_head.decoder.bias": "lm_head.bias"}
@@ -208,13 +208,14 @@ class PreTrainedMixin:
         config = self.config
         config.architectures = [type(self).__name__]
         config.torch_dtype = str(self.dtype).replace("torch.", "")
-        if safe_serialization:
-            atomic_write(os.path.join(save_directory, SAFE_WEIGHTS),
-                         lambda tmp: save_file({k: v.clone() for k, v in tensors.items()}, tmp,
-                                               metadata={"format": "pt"}))
-        else:
-            atomic_write(os.path.join(save_directory, BIN_WEIGHTS), lambda tmp: torch.save(tensors, tmp))
-        config.save_pretrained(save_directory)
+        with atomic_folder(save_directory) as folder:  # weights and config.json swapped in together
+            if safe_serialization:
+                atomic_write(os.path.join(folder, SAFE_WEIGHTS),
+                             lambda tmp: save_file({k: v.clone() for k, v in tensors.items()}, tmp,
+                                                   metadata={"format": "pt"}))
+            else:
+                atomic_write(os.path.join(folder, BIN_WEIGHTS), lambda tmp: torch.save(tensors, tmp))
+            config.save_pretrained(folder)
 
     # -- load ---------------------------------------------------------------------------------------
     @classmethod

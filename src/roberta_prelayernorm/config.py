@@ -68,6 +68,13 @@ KEY_ALIASES = {"dtype": "torch_dtype"}
 NOT_SAVED = ("_name_or_path", "_commit_hash", "_attn_implementation", "_attn_implementation_autoset")
 
 
+def max_sequence_length(config) -> int:
+    """The most tokens one sequence may have: the position table's rows, less RoBERTa's offset (positions
+    start at pad_token_id + 1). Tokenizers that know no limit of their own get this one (see
+    tokenizer.fit_to_model)."""
+    return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+
+
 class RobertaPreLayerNormConfig:
     """Configuration of a RoBERTa-PreLayerNorm model; keyword arguments override the defaults.
 
@@ -252,9 +259,9 @@ class RobertaPreLayerNormConfig:
             raise ValueError(f"{path}: {err}") from None
 
     def save_pretrained(self, save_directory) -> None:
-        """Write config.json into `save_directory` (atomically: a temporary file renamed into place)."""
-        from .files import atomic_write_text
+        """Write config.json into `save_directory` (the folder is replaced whole: see files.atomic_folder)."""
+        from .files import atomic_folder, atomic_write_text
 
-        os.makedirs(save_directory, exist_ok=True)
-        atomic_write_text(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())
+        with atomic_folder(save_directory) as folder:
+            atomic_write_text(os.path.join(folder, CONFIG_NAME), self.to_json_string())
 

@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from .config import max_sequence_length
+
 
 class InputError(ValueError):
     """A forward argument has the wrong type, shape, dtype or values."""
@@ -99,7 +101,7 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
             raise InputError(f"position_ids must have shape (batch={B}, seq_len={T}), got {_shape(position_ids)}")
         _check_range("position_ids", position_ids, 0, limit, f"the position table has {limit} rows")
     else:
-        longest = limit - config.pad_token_id - 1  # RoBERTa positions start at pad_token_id + 1
+        longest = max_sequence_length(config)
         if past_length + T > longest:
             raise InputError(
                 f"sequence length {past_length + T} is longer than this model allows: {longest} tokens "

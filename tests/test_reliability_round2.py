@@ -1,0 +1,282 @@
+"""Reliability, round two: long inputs fit the model, folders are written whole, one run per output folder,
+the output folder loads, and every CLI error is one line with exit code 2."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from roberta_prelayernorm import files
+from roberta_prelayernorm.cli import main
+from roberta_prelayernorm.training import NonFiniteLossError, Trainer, TrainingConfig
+from training_utils import TINY, data, head, make_tiny_model, write_jsonl
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="module")
+def heads(tiny, tmp_path_factory):
+    """A folder per task head on the tiny model (66 positions: 64 tokens) with its tokenizer."""
+    folders = {}
+    base = tmp_path_factory.mktemp("heads")
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    for task, cls in (("classify", rp.RobertaPreLayerNormForSequenceClassification),
+                      ("tag", rp.RobertaPreLayerNormForTokenClassification),
+                      ("answer", rp.RobertaPreLayerNormForQuestionAnswering),
+                      ("choose", rp.RobertaPreLayerNormForMultipleChoice),
+                      ("fill-mask", rp.RobertaPreLayerNormForMaskedLM)):
+        torch.manual_seed(0)
+        folder = str(base / task)
+        cls(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[task] = folder
+    return folders
+
+
+def run_cli(*args):
+    """(exit code, stdout, stderr) of the console script's main, in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+            err.write(str(exit_.code) if not isinstance(exit_.code, int) else "")
+    return code, out.getvalue(), err.getvalue()
+
+
+def train_config(tmp_path, tiny, task="sequence-classification", validation=True, **overrides):
+    name = {"sequence-classification": "sentiment", "masked-lm": "corpus"}[task]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    train = head(data(f"{name}_train.jsonl" if task != "masked-lm" else "corpus.jsonl"), 16, tmp_path / "train.jsonl")
+    values = dict(task=task, model=tiny, train=str(train), validation=str(train) if validation else None,
+                  output_dir=str(tmp_path / "out"), max_steps=4, batch_size=8, learning_rate=1e-3, max_length=64,
+                  progress=False, log_every=2, save_every=2, eval_every=2)
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+# -- 1. long inputs ---------------------------------------------------------------------------------------
+LONG = " ".join(["word"] * 400)  # far more than the tiny model's 64 tokens
+
+
+@pytest.mark.parametrize("task, line", [
+    ("classify", {"text": LONG}),
+    ("tag", {"text": LONG + " Paris"}),
+    ("answer", {"question": "Which word?", "context": LONG}),
+    ("choose", {"prompt": LONG, "choices": ["a", LONG]}),
+])
+def test_long_inputs_fit_the_model_in_every_task_command(tmp_path, heads, task, line):
+    path = write_jsonl(tmp_path / "in.jsonl", [line, {k: v[:20] if isinstance(v, str) else v for k, v in line.items()}])
+    code, out, err = run_cli(task, "--model", heads[task], "--input", path)
+    assert code == 0, err
+    assert len(out.splitlines()) == 2
+
+
+def test_a_long_fill_mask_line_is_that_lines_error_and_the_others_run(tmp_path, heads):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": LONG + " <mask>"}, {"text": "a <mask> b"}])
+    code, out, err = run_cli("fill-mask", "--model", heads["fill-mask"], "--input", path, "--on-error", "skip")
+    assert code == 0
+    assert [json.loads(line)["text"] for line in out.splitlines()] == ["a <mask> b"]
+    assert "in.jsonl:1:" in err and "the model takes at most 64" in err
+    assert "Traceback" not in err
+
+
+def test_pipelines_take_the_length_from_the_model_when_the_tokenizer_has_none(heads):
+    tokenizer = rp.AutoTokenizer.from_pretrained(heads["classify"], model_max_length=None)
+    assert tokenizer.model_max_length > 1e20
+    classify = rp.pipeline("text-classification", model=heads["classify"], tokenizer=tokenizer)
+    assert classify.tokenizer.model_max_length == 64
+    assert classify(LONG, truncation=True)[0]["label"]
+
+
+def test_training_saves_a_tokenizer_with_the_models_length(tmp_path, tiny):
+    Trainer(train_config(tmp_path, tiny, max_steps=2)).train()
+    saved = json.loads((tmp_path / "out" / "last" / "tokenizer_config.json").read_text())
+    assert saved["model_max_length"] == 64
+    assert rp.tokenizer.train_byte_level_bpe(["a b c"] * 10, vocab_size=300).model_max_length == 512
+
+
+def test_a_max_length_longer_than_the_model_is_refused(tmp_path, tiny):
+    with pytest.raises(ValueError, match="max_length=128 is longer than the model takes: 64 tokens"):
+        Trainer(train_config(tmp_path, tiny, max_length=128))
+
+
+# -- 2. whole-folder atomic writes ------------------------------------------------------------------------
+def writes_fail_after(monkeypatch, k):
+    """Make every atomic file write after the first k raise (as a kill at that write boundary would stop it)."""
+    real, count = files.atomic_write, [0]
+
+    def write(path, writer):
+        count[0] += 1
+        if count[0] > k:
+            raise KeyboardInterrupt(f"killed before write {count[0]}")
+        real(path, writer)
+
+    monkeypatch.setattr(files, "atomic_write", write)
+    return count
+
+
+def test_save_pretrained_interrupted_at_every_write_leaves_the_previous_folder(tmp_path, monkeypatch, tiny):
+    folder = tmp_path / "model"
+    config = rp.RobertaPreLayerNormConfig.from_pretrained(tiny)
+    torch.manual_seed(0)
+    old = rp.RobertaPreLayerNormForMaskedLM(config)
+    old.save_pretrained(folder)
+    rp.AutoTokenizer.from_pretrained(tiny).save_pretrained(folder)
+    torch.manual_seed(1)
+    new = rp.RobertaPreLayerNormForMaskedLM(config)
+    for k in range(3):  # model.safetensors, config.json, then done
+        count = writes_fail_after(monkeypatch, k)
+        try:
+            new.save_pretrained(folder)
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.undo()
+        loaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(folder)
+        expected = new if count[0] <= k else old
+        torch.testing.assert_close(loaded.state_dict(), expected.state_dict(), rtol=0, atol=0)
+        assert len(rp.AutoTokenizer.from_pretrained(folder)) == len(rp.AutoTokenizer.from_pretrained(tiny))
+        assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary folder left behind
+    assert count[0] <= k  # the last round completed
+
+
+def loads(folder) -> bool:
+    try:
+        rp.AutoModelForSequenceClassification.from_pretrained(folder)
+        rp.AutoTokenizer.from_pretrained(folder)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def test_training_interrupted_at_every_write_leaves_loadable_folders(tmp_path, monkeypatch, tiny):
+    count = writes_fail_after(monkeypatch, 10 ** 6)
+    Trainer(train_config(tmp_path / "full", tiny)).train()
+    total = count[0]
+    monkeypatch.undo()
+    for k in range(0, total, 3):
+        run = tmp_path / f"k{k}"
+        writes_fail_after(monkeypatch, k)
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(train_config(run, tiny)).train()
+        monkeypatch.undo()
+        out = run / "out"
+        folders = [out / name for name in ("best", "last") if (out / name).exists()]
+        folders += [out / "checkpoints" / name for name in os.listdir(out / "checkpoints")
+                    if not name.startswith(".")]
+        assert all(loads(folder) for folder in folders), (k, folders)
+        assert not (out / "config.json").exists() or loads(out)
+
+
+# -- 3. one run per output ----------------------------------------------------------------------------------
+def test_a_locked_output_is_refused_at_once_with_one_line(tmp_path, tiny):
+    config = train_config(tmp_path, tiny)
+    args = ["train", "--task", config.task, "--model", tiny, "--train", config.train, "--output", config.output_dir,
+            "--max-steps", "2", "--max-length", "64", "--no-progress"]
+    with files.exclusive_lock(config.output_dir):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "is in use by process" in err and len(err.strip().splitlines()) == 1
+        code, _, err = run_cli(*args, "--resume")
+        assert code == 2 and "is in use" in err
+        with pytest.raises(files.FolderInUseError):
+            Trainer(config).train()
+
+
+def test_a_finished_run_is_not_replaced_without_overwrite(tmp_path, tiny):
+    Trainer(train_config(tmp_path, tiny, save_every=100)).train()
+    first = (tmp_path / "out" / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match="holds a finished run .*--overwrite"):
+        Trainer(train_config(tmp_path, tiny, save_every=100)).train()
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == first
+    Trainer(train_config(tmp_path, tiny, save_every=100, overwrite=True, seed=3)).train()
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() != first
+
+
+# -- 5. every step skipped -----------------------------------------------------------------------------------
+def test_every_step_skipped_is_an_error_and_saves_nothing(tmp_path, tiny):
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tiny, num_labels=2)
+    with torch.no_grad():
+        model.classifier.out_proj.bias.fill_(float("nan"))
+    config = train_config(tmp_path, tiny, on_nonfinite="skip", validation=False)
+    with pytest.raises(NonFiniteLossError, match="no optimizer step was taken"):
+        Trainer(config, model=model).train()
+    assert not (tmp_path / "out" / "last").exists()
+
+
+# -- 7. one line and exit code 2 for every CLI error ----------------------------------------------------------
+def test_train_and_evaluate_errors_are_one_line(tmp_path, tiny):
+    code, _, err = run_cli("train", "--task", "sequence-classification", "--model", tiny, "--train",
+                           tmp_path / "missing.jsonl", "--output", tmp_path / "out")
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "missing.jsonl" in err
+    code, _, err = run_cli("evaluate", "--task", "sequence-classification", "--model", tiny, "--data",
+                           data("sentiment_validation.jsonl"), "--batch-size", "0")
+    assert code == 2 and "batch_size=0" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("train", "--task", "sequence-classification", "--model", tiny, "--train",
+                           data("sentiment_train.jsonl"), "--output", tmp_path / "o", "--epochs", "inf")
+    assert code == 2 and "epochs=inf" in err, err
+
+
+def test_debug_shows_the_traceback(tmp_path, tiny):
+    args = ["evaluate", "--task", "sequence-classification", "--model", tiny, "--data", tmp_path / "missing.jsonl",
+            "--max-length", "64"]
+    with pytest.raises(OSError):
+        main([str(a) for a in args] + ["--debug"])
+    env = {**os.environ, "ROBERTA_PRELAYERNORM_DEBUG": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-m", "roberta_prelayernorm", *map(str, args)], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_outputs_are_checked_before_the_work(tmp_path, tiny, heads):
+    code, _, err = run_cli("classify", "--model", heads["classify"], "hello", "--output",
+                           tmp_path / "no" / "such" / "out.jsonl")
+    assert code == 2 and "does not exist" in err
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        if os.access(read_only, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        code, _, err = run_cli("train", "--task", "sequence-classification", "--model", tiny, "--train",
+                               data("sentiment_train.jsonl"), "--output", read_only / "out")
+        assert code == 2 and "is not writable" in err, err
+    finally:
+        read_only.chmod(0o700)
+
+
+def test_cuda_without_cuda_is_one_line(heads):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run_cli("classify", "--model", heads["classify"], "hello", "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err
+
+
+# -- 11. the output folder loads -------------------------------------------------------------------------------
+@pytest.mark.parametrize("validation", [True, False])
+def test_the_output_folder_loads_with_from_pretrained(tmp_path, tiny, validation):
+    Trainer(train_config(tmp_path, tiny, validation=validation)).train()
+    out = tmp_path / "out"
+    top = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out)
+    source = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out / ("best" if validation else "last"))
+    torch.testing.assert_close(top.state_dict(), source.state_dict(), rtol=0, atol=0)
+    assert rp.AutoTokenizer.from_pretrained(out).model_max_length == 64
+    assert (out / "metrics.jsonl").exists() and (out / "last").is_dir()
