@@ -63,7 +63,7 @@ def run_cli(*args):
 
 
 def train_config(tmp_path, tiny, task="sequence-classification", validation=True, **overrides):
-    name = {"sequence-classification": "sentiment", "masked-lm": "corpus"}[task]
+    name = {"masked-lm": "corpus"}.get(task, "sentiment")
     tmp_path.mkdir(parents=True, exist_ok=True)
     train = head(data(f"{name}_train.jsonl" if task != "masked-lm" else "corpus.jsonl"), 16, tmp_path / "train.jsonl")
     values = dict(task=task, model=tiny, train=str(train), validation=str(train) if validation else None,
@@ -280,3 +280,21 @@ def test_the_output_folder_loads_with_from_pretrained(tmp_path, tiny, validation
     torch.testing.assert_close(top.state_dict(), source.state_dict(), rtol=0, atol=0)
     assert rp.AutoTokenizer.from_pretrained(out).model_max_length == 64
     assert (out / "metrics.jsonl").exists() and (out / "last").is_dir()
+
+
+# -- 6. resume compares the settings ---------------------------------------------------------------------------
+@pytest.mark.parametrize("change, named", [
+    (dict(max_length=32), "max_length=64 then, 32 now"),
+    (dict(learning_rate=2e-3), "learning_rate=0.001 then, 0.002 now"),
+    (dict(train="other"), "train="),
+    (dict(task="token-classification"), "task='sequence-classification' then"),
+])
+def test_resume_names_the_setting_that_changed(tmp_path, tiny, change, named):
+    Trainer(train_config(tmp_path, tiny, max_steps=4, save_every=2)).train()
+    (tmp_path / "out" / "last").rename(tmp_path / "out" / "kept")  # as if killed after step 2's checkpoint
+    if change.get("train") == "other":
+        change = dict(train=write_jsonl(tmp_path / "other.jsonl", [{"text": "changed", "label": label} for label in ["positive", "negative"] * 8]))
+    if change.get("task") == "token-classification":
+        change = dict(change, train=head(data("ner_train.jsonl"), 16, tmp_path / "ner.jsonl"), validation=None)
+    with pytest.raises(ValueError, match=f"cannot resume .*{named}"):
+        Trainer(train_config(tmp_path, tiny, **change)).train(resume=True)

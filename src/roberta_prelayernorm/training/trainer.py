@@ -187,6 +187,21 @@ def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **over
     return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
 
 
+def file_fingerprint(path: str) -> str:
+    """Size and SHA-256 of a data file (of every file in a `datasets` folder): a changed file changes it."""
+    import hashlib
+
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    digest, size = hashlib.sha256(), 0
+    for name in paths:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    return f"{size} bytes, sha256 {digest.hexdigest()[:16]}"
+
+
 def check_length(max_length: int, tokenizer, model_config) -> None:
     """max_length must fit the model's positions; the tokenizer learns the model's limit (saved with it)."""
     from ..config import max_sequence_length
@@ -610,7 +625,7 @@ class Trainer:
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rngs, "best": self.best,
                 "world_size": self.dist.world_size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-                "seed": cfg.seed, "steps_taken": self.steps_taken,
+                "seed": cfg.seed, "steps_taken": self.steps_taken, "settings": self.settings(),
             }
             folder = os.path.join(cfg.output_dir, "checkpoints")
             with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
@@ -623,15 +638,29 @@ class Trainer:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
         self._barrier()
 
+    def settings(self) -> dict:
+        """Every setting that changes the run's trajectory, as stored in checkpoints and compared on resume."""
+        cfg, config = self.config, self.model.config
+        names = ("task", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay",
+                 "warmup_ratio", "warmup_steps", "max_grad_norm", "max_length", "stride", "label_all_pieces",
+                 "mlm_probability", "mask_mode", "precision", "seed")
+        return {**{name: getattr(cfg, name) for name in names}, "world_size": self.dist.world_size,
+                "model": f"{type(self.model).__name__} ({config.num_hidden_layers} layers x {config.hidden_size}, "
+                         f"vocab {config.vocab_size}, {config.num_labels} labels)",
+                "train": file_fingerprint(cfg.train)}
+
     def _resume(self, path, optimizer, scheduler, scaler) -> tuple[int, int, int]:
         folder = find_checkpoint(path)
         state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
-        cfg = self.config
-        for name, now in (("world_size", self.dist.world_size), ("batch_size", cfg.batch_size),
-                          ("grad_accum", cfg.grad_accum), ("seed", cfg.seed)):
-            if state[name] != now:
-                raise ValueError(f"cannot resume from {folder}: it was written with {name}={state[name]}, this run "
-                                 f"has {name}={now}; the data order depends on it, so resume with the same value")
+        # Checkpoints written before settings were stored have the four that set the data order.
+        before = state.get("settings") or {name: state[name] for name in ("world_size", "batch_size", "grad_accum",
+                                                                          "seed")}
+        now = self.settings()
+        changed = [f"{name}={before[name]!r} then, {now[name]!r} now" for name in before if before[name] != now.get(name)]
+        if changed:
+            raise ValueError(f"cannot resume from {folder}: the run would not continue exactly, since "
+                             f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
+                             "another output folder")
         loaded = type(self.model).from_pretrained(folder)
         self.model.load_state_dict(loaded.state_dict())
         self.model.config = loaded.config
