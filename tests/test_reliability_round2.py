@@ -66,10 +66,12 @@ def train_config(tmp_path, tiny, task="sequence-classification", validation=True
     name = {"masked-lm": "corpus"}.get(task, "sentiment")
     tmp_path.mkdir(parents=True, exist_ok=True)
     train = head(data(f"{name}_train.jsonl" if task != "masked-lm" else "corpus.jsonl"), 16, tmp_path / "train.jsonl")
-    values = dict(task=task, model=tiny, train=str(train), validation=str(train) if validation else None,
+    values = dict(task=task, model=tiny, train=str(train), validation=str(train) if validation is True else validation or None,
                   output_dir=str(tmp_path / "out"), max_steps=4, batch_size=8, learning_rate=1e-3, max_length=64,
                   progress=False, log_every=2, save_every=2, eval_every=2)
     values.update(overrides)
+    if validation is True:
+        values["validation"] = values["train"]
     return TrainingConfig(**values)
 
 
@@ -298,3 +300,73 @@ def test_resume_names_the_setting_that_changed(tmp_path, tiny, change, named):
         change = dict(change, train=head(data("ner_train.jsonl"), 16, tmp_path / "ner.jsonl"), validation=None)
     with pytest.raises(ValueError, match=f"cannot resume .*{named}"):
         Trainer(train_config(tmp_path, tiny, **change)).train(resume=True)
+
+
+# -- 4 and 9. data errors name the file, line and field --------------------------------------------------------
+from roberta_prelayernorm.training import DataError, read_records  # noqa: E402
+from roberta_prelayernorm.training.tasks import make_task  # noqa: E402
+
+
+def fit_labels(tmp_path, labels, tokenizer):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": v} for i, v in enumerate(labels)])
+    task = make_task("sequence-classification", tokenizer, 64)
+    records = read_records(path)
+    task.fit(records)
+    task.examples(records)
+    return task
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 1, 1.0], "d.jsonl, line 3: field 'label': 1.0 is a float among integer class indices"),
+    ([0.5, float("nan"), 1.0], "d.jsonl, line 2: field 'label': nan is not a finite number"),
+    ([0.5, float("inf")], "line 2: field 'label': inf is not a finite number"),
+    ([[], []], "line 1: field 'label': every label list in the file is empty"),
+    (["3.5", 3.5], "line 2: field 'label': is a float \\(regression\\) but the first record's label"),
+    ([1, -1], "line 2: field 'label': class index -1 is negative"),
+])
+def test_label_kinds_are_decided_per_file(tmp_path, tiny, labels, message):
+    with pytest.raises(DataError, match=message):
+        fit_labels(tmp_path, labels, rp.AutoTokenizer.from_pretrained(tiny))
+
+
+def test_label_kind_rules(tmp_path, tiny):
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    assert fit_labels(tmp_path, ["3.5", "2"], tokenizer).names == ["2", "3.5"]  # strings: class names
+    assert fit_labels(tmp_path, [3, 3.5], tokenizer).kind == "regression"
+    assert fit_labels(tmp_path, [1.0, 2.0], tokenizer).kind == "regression"
+    assert fit_labels(tmp_path, [0, 2], tokenizer).names == ["LABEL_0", "LABEL_1", "LABEL_2"]
+
+
+def test_a_negative_answer_start_is_a_data_error(tmp_path, tiny):
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "q?", "context": "abc def",
+                                                 "answers": {"text": ["def"], "answer_start": [-3]}}])
+    task = make_task("question-answering", rp.AutoTokenizer.from_pretrained(tiny), 64)
+    with pytest.raises(DataError, match="qa.jsonl, line 1: field 'answers.answer_start': -3 .* outside"):
+        task.examples(read_records(path))
+
+
+def test_csv_text_cells_stay_text_and_a_bom_is_skipped(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufefftext,label\n1984,1\nnan,0\n".encode("utf-8"))
+    records = read_records(str(path))
+    assert [r.get("text", str) for r in records] == ["1984", "nan"]
+    assert [r.get("label", int) for r in records] == [1, 0]
+
+
+def test_a_masked_lm_batch_always_has_a_masked_token():
+    from roberta_prelayernorm.training.collate import mask_tokens
+
+    ids = torch.tensor([[0, 5, 6, 2]])
+    special = torch.tensor([[1, 0, 0, 1]])
+    for seed in range(20):
+        _, labels = mask_tokens(ids, special, 0.01, "mask", 9, 10, torch.Generator().manual_seed(seed))
+        assert (labels != -100).sum() >= 1
+        assert (labels[special.bool()] == -100).all()
+
+
+def test_constant_regression_labels_still_give_a_best_model(tmp_path, tiny):
+    path = write_jsonl(tmp_path / "r.jsonl", [{"text": f"text {i}", "label": 0.5} for i in range(16)])
+    trainer = Trainer(train_config(tmp_path, tiny, train=path, validation=path, save_every=100))
+    trainer.train()
+    assert trainer.best["metric"] == "loss"
+    assert (tmp_path / "out" / "best" / "config.json").exists()

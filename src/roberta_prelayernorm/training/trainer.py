@@ -452,7 +452,7 @@ class Trainer:
             self._save_top()
             self.plot()
             self.log(f"saved {os.path.join(cfg.output_dir, 'last')}" +
-                     (f" and best ({self.task.metric} {self.best['value']:.4f} at step {self.best['step']})"
+                     (f" and best ({self.best['metric']} {self.best['value']:.4f} at step {self.best['step']})"
                       if self.best else ""))
         self._barrier()
         return results or (self.history[-1] if self.history else {})
@@ -543,13 +543,21 @@ class Trainer:
             self.log(f"validation: {shown}")
 
     def _maybe_save_best(self, results: dict, step: int) -> None:
-        value = results.get(self.task.metric)
+        metric, greater = self.task.metric, self.task.greater_is_better
+        value = results.get(metric)
+        if value is not None and math.isnan(value):
+            # An undefined metric (Pearson of constant labels or predictions): the lowest loss picks best/.
+            self.log(f"validation {metric} is NaN (constant labels or predictions?); best/ is chosen by the "
+                     "validation loss until it is a number")
+            metric, greater, value = "loss", False, results.get("loss")
         if value is None or math.isnan(value):
             return
-        better = self.best is None or (value > self.best["value"] if self.task.greater_is_better
-                                       else value < self.best["value"])
+        if self.best is None or self.best["metric"] != metric:  # a real metric replaces the loss stand-in
+            better = self.best is None or metric == self.task.metric
+        else:
+            better = value > self.best["value"] if greater else value < self.best["value"]
         if better:
-            self.best = {"metric": self.task.metric, "value": value, "step": step}
+            self.best = {"metric": metric, "value": value, "step": step}
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
