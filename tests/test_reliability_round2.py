@@ -370,3 +370,16 @@ def test_constant_regression_labels_still_give_a_best_model(tmp_path, tiny):
     trainer.train()
     assert trainer.best["metric"] == "loss"
     assert (tmp_path / "out" / "best" / "config.json").exists()
+
+
+# -- 10. question-answering labels on padding are ignored --------------------------------------------------------
+def test_qa_positions_on_padding_are_ignored_like_positions_past_the_sequence(tiny):
+    torch.manual_seed(0)
+    model = rp.RobertaPreLayerNormForQuestionAnswering(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).eval()
+    ids = torch.tensor([[0, 50, 60, 70, 2, 1, 1], [0, 50, 60, 70, 80, 90, 2]])
+    mask = (ids != 1).long()
+    mask[1] = 1
+    on_padding = model(ids, mask, start_positions=torch.tensor([5, 2]), end_positions=torch.tensor([6, 3])).loss
+    past_end = model(ids, mask, start_positions=torch.tensor([99, 2]), end_positions=torch.tensor([99, 3])).loss
+    assert on_padding.item() < 100
+    torch.testing.assert_close(on_padding, past_end)
