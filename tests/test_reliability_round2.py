@@ -383,3 +383,12 @@ def test_qa_positions_on_padding_are_ignored_like_positions_past_the_sequence(ti
     past_end = model(ids, mask, start_positions=torch.tensor([99, 2]), end_positions=torch.tensor([99, 3])).loss
     assert on_padding.item() < 100
     torch.testing.assert_close(on_padding, past_end)
+
+
+# -- 9. attention masks hold 0 and 1 --------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [2, -1, 0.5])
+def test_an_attention_mask_other_than_0_and_1_is_an_input_error(tiny, value):
+    model = rp.RobertaPreLayerNormModel(rp.RobertaPreLayerNormConfig.from_pretrained(tiny))
+    mask = torch.tensor([[1, 1, value]], dtype=torch.float if isinstance(value, float) else torch.long)
+    with pytest.raises(rp.InputError, match=f"attention_mask holds {value}.*must be 0 or 1"):
+        model(torch.tensor([[0, 5, 2]]), mask)
