@@ -392,3 +392,43 @@ def test_an_attention_mask_other_than_0_and_1_is_an_input_error(tiny, value):
     mask = torch.tensor([[1, 1, value]], dtype=torch.float if isinstance(value, float) else torch.long)
     with pytest.raises(rp.InputError, match=f"attention_mask holds {value}.*must be 0 or 1"):
         model(torch.tensor([[0, 5, 2]]), mask)
+
+
+# -- 8. library errors become one-line errors that name the file or the option ----------------------------------
+@pytest.mark.parametrize("name", ["tokenizer.json", "vocab.json", "merges.txt"])
+def test_a_truncated_tokenizer_file_is_named(tmp_path, tiny, name):
+    import shutil
+
+    folder = tmp_path / "tok"
+    shutil.copytree(tiny, folder)
+    if name != "tokenizer.json":
+        (folder / "tokenizer.json").unlink()
+    text = (folder / name).read_text(encoding="utf-8")
+    (folder / name).write_text(text[:len(text) // 2].rsplit("\n", 1)[0] + ("\n#\nx" if name == "merges.txt" else ""),
+                               encoding="utf-8")
+    with pytest.raises(ValueError, match=f"cannot read tokenizer file .*{name}"):
+        rp.AutoTokenizer.from_pretrained(folder)
+
+
+def test_a_legacy_bin_loads(tmp_path, tiny):
+    model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tiny)
+    folder = tmp_path / "legacy"
+    rp.RobertaPreLayerNormConfig.from_pretrained(tiny).save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    loaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(folder)
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict(), rtol=0, atol=0)
+
+
+def test_api_mistakes_are_clear_errors(tiny, heads):
+    with pytest.raises(TypeError, match="name_or_path must be a folder or a hub id .* got None"):
+        rp.RobertaPreLayerNormModel.from_pretrained(None)
+    with pytest.raises(ValueError, match="id2label must have the keys 0..1"):
+        rp.RobertaPreLayerNormConfig(id2label={0: "a", 2: "b"})
+    classifier = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"])
+    with pytest.raises(ValueError, match="needs a RobertaPreLayerNormForQuestionAnswering model"):
+        rp.pipeline("question-answering", model=classifier, tokenizer=rp.AutoTokenizer.from_pretrained(tiny))
+    with pytest.raises(ValueError, match="needs a float32 model"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"], quantize="int8",
+                                                                        torch_dtype=torch.bfloat16)
+    code, _, err = run_cli("fill-mask", "--model", heads["fill-mask"], "a <mask>", "--top-k", "100000")
+    assert code == 2 and "top_k=100000 is more than the model's vocabulary" in err

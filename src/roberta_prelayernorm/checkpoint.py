@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import os
+import zipfile
 from contextlib import contextmanager
 from typing import Optional
 
@@ -45,7 +46,8 @@ def load_weights_file(path: str) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # Memory-mapped where the file is torch's zip format; the legacy format (torch < 1.6) cannot be mapped.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as err:  # corrupt or truncated: say which file
         raise CheckpointError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -166,6 +166,9 @@ class RobertaPreLayerNormConfig:
                 f"config.position_embedding_type={self.position_embedding_type!r} is not supported; this package "
                 "implements 'absolute' (the type of every published RoBERTa-PreLayerNorm checkpoint)"
             )
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"config.id2label must have the keys 0..{len(self.id2label) - 1} (one per class, in "
+                             f"order), got {sorted(self.id2label)}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
         if self.add_cross_attention and not self.is_decoder:

@@ -26,6 +26,9 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         raise ValueError("quantize_int8 is for inference: call model.eval() first")
     if model.device.type != "cpu":
         raise ValueError(f"quantize_int8 runs on the CPU; the model is on {model.device}")
+    if model.dtype != torch.float32:
+        raise ValueError(f"quantize_int8 needs a float32 model (its int8 layers take float32 inputs); this one is "
+                         f"{model.dtype}: drop torch_dtype, or cast with model.float() first")
     model = model if inplace else copy.deepcopy(model)
     tied = model.get_output_embeddings()  # shares its weight with the embeddings: left in float
     names = [name for name, module in model.named_modules()

@@ -300,10 +300,8 @@ class RobertaPreLayerNormTokenizer:
             )
         if tokenizer_object is not None:
             backend = tokenizer_object
-        elif tokenizer_file is not None:
-            backend = Tokenizer.from_file(os.fspath(tokenizer_file))
-        elif vocab_file is not None and merges_file is not None:
-            backend = _roberta_backend(*models.BPE.read_file(os.fspath(vocab_file), os.fspath(merges_file)))
+        elif tokenizer_file is not None or (vocab_file is not None and merges_file is not None):
+            backend = _read_backend(tokenizer_file, vocab_file, merges_file)
         else:
             raise ValueError("give vocab_file and merges_file, tokenizer_file, or tokenizer_object")
         # Truncation and padding are set for each call; a saved tokenizer.json may carry its own.
@@ -1167,7 +1165,27 @@ def _read_json(path: Optional[str]) -> dict:
     if path is None:
         return {}
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+
+
+def _read_backend(tokenizer_file, vocab_file, merges_file) -> Tokenizer:
+    """The backend from tokenizer.json, else from vocab.json + merges.txt; a file that cannot be read is named."""
+    try:
+        if tokenizer_file is not None:
+            return Tokenizer.from_file(os.fspath(tokenizer_file))
+        return _roberta_backend(*models.BPE.read_file(os.fspath(vocab_file), os.fspath(merges_file)))
+    except Exception as err:  # tokenizers raises plain Exceptions
+        bad = tokenizer_file
+        if bad is None:
+            try:
+                _read_json(os.fspath(vocab_file))
+                bad = merges_file
+            except ValueError:
+                bad = vocab_file
+        raise ValueError(f"cannot read tokenizer file {os.fspath(bad)}: {err} (truncated or corrupt?)") from None
 
 
 def _check_side(name: str, value: str) -> str:

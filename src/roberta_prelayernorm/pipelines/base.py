@@ -31,7 +31,7 @@ class Pipeline:
         check_int("batch_size", batch_size, 1)
         head = self.model_class[len("AutoModel"):]  # e.g. ForQuestionAnswering
         if isinstance(model, RobertaPreLayerNormPreTrainedModel) and not type(model).__name__.endswith(head):
-            raise ValueError(f"{type(self).__name__} needs a {self.model_class[len('Auto'):]} model, got "
+            raise ValueError(f"{type(self).__name__} needs a RobertaPreLayerNorm{head} model, got "
                              f"{type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
