@@ -22,8 +22,9 @@ TRAIN_EXAMPLES = """examples:
   # two GPUs (or CPU processes, with gloo) on one machine
   torchrun --nproc-per-node 2 -m roberta_prelayernorm train ...
 
-output: DIR/metrics.jsonl, DIR/curves.png, DIR/best/ and DIR/last/ (model, tokenizer, config),
-DIR/checkpoints/step-N/ (for --resume).
+output: DIR/metrics.jsonl, DIR/curves.png, DIR/best/ and DIR/last/ (model, tokenizer, config), the best
+(else the last) model at the top of DIR (from_pretrained(DIR) loads it), DIR/checkpoints/step-N/ (for
+--resume). One run at a time per DIR; a finished run is replaced only with --overwrite.
 """
 
 

@@ -8,8 +8,9 @@
 
 Everything the run produces goes in output_dir: metrics.jsonl (one JSON object per log or evaluation),
 curves.png, best/ and last/ (model + tokenizer + config, loadable by from_pretrained here and in
-transformers) and checkpoints/step-N/ (model, optimizer, scheduler, RNG states and position in the data,
-each written in a temporary folder beside it and renamed into place, so a crash never leaves half of one).
+transformers), the best (else the last) model again at the top, and checkpoints/step-N/ (model, optimizer,
+scheduler, RNG states and position in the data). Every folder is written whole (files.atomic_folder), so a
+crash never leaves half of one. The run holds a lock on output_dir (files.exclusive_lock): one run per folder.
 
 Data order and masking are functions of (seed, epoch, step), not of a running random state, so a resumed run
 sees exactly the batches the uninterrupted run would have seen.
