@@ -66,7 +66,7 @@ def train_config(tmp_path, tiny, task="sequence-classification", validation=True
     name = {"masked-lm": "corpus"}.get(task, "sentiment")
     tmp_path.mkdir(parents=True, exist_ok=True)
     train = head(data(f"{name}_train.jsonl" if task != "masked-lm" else "corpus.jsonl"), 16, tmp_path / "train.jsonl")
-    values = dict(task=task, model=tiny, train=str(train), validation=str(train) if validation is True else validation or None,
+    values = dict(task=task, model=tiny, train=str(train), validation=None if validation is True else validation,
                   output_dir=str(tmp_path / "out"), max_steps=4, batch_size=8, learning_rate=1e-3, max_length=64,
                   progress=False, log_every=2, save_every=2, eval_every=2)
     values.update(overrides)
@@ -132,7 +132,11 @@ def writes_fail_after(monkeypatch, k):
             raise KeyboardInterrupt(f"killed before write {count[0]}")
         real(path, writer)
 
-    monkeypatch.setattr(files, "atomic_write", write)
+    from roberta_prelayernorm import checkpoint
+    from roberta_prelayernorm.training import trainer
+
+    for module in (files, checkpoint, trainer):  # every module that calls it
+        monkeypatch.setattr(module, "atomic_write", write)
     return count
 
 
@@ -174,7 +178,8 @@ def test_training_interrupted_at_every_write_leaves_loadable_folders(tmp_path, m
     Trainer(train_config(tmp_path / "full", tiny)).train()
     total = count[0]
     monkeypatch.undo()
-    for k in range(0, total, 3):
+    assert total >= 20  # best, a checkpoint, last, curves: every write of the run
+    for k in range(total):
         run = tmp_path / f"k{k}"
         writes_fail_after(monkeypatch, k)
         with pytest.raises(KeyboardInterrupt):
@@ -185,6 +190,7 @@ def test_training_interrupted_at_every_write_leaves_loadable_folders(tmp_path, m
         folders += [out / "checkpoints" / name for name in os.listdir(out / "checkpoints")
                     if not name.startswith(".")]
         assert all(loads(folder) for folder in folders), (k, folders)
+        assert all(not name.startswith(".tmp-") for name in os.listdir(out))  # none left half-written
         assert not (out / "config.json").exists() or loads(out)
 
 
@@ -295,7 +301,8 @@ def test_resume_names_the_setting_that_changed(tmp_path, tiny, change, named):
     Trainer(train_config(tmp_path, tiny, max_steps=4, save_every=2)).train()
     (tmp_path / "out" / "last").rename(tmp_path / "out" / "kept")  # as if killed after step 2's checkpoint
     if change.get("train") == "other":
-        change = dict(train=write_jsonl(tmp_path / "other.jsonl", [{"text": "changed", "label": label} for label in ["positive", "negative"] * 8]))
+        records = [{"text": "changed", "label": label} for label in ["positive", "negative"] * 8]
+        change = dict(train=write_jsonl(tmp_path / "other.jsonl", records))
     if change.get("task") == "token-classification":
         change = dict(change, train=head(data("ner_train.jsonl"), 16, tmp_path / "ner.jsonl"), validation=None)
     with pytest.raises(ValueError, match=f"cannot resume .*{named}"):

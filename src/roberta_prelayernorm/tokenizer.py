@@ -433,7 +433,8 @@ class RobertaPreLayerNormTokenizer:
                 ("tokenizer_config.json", config),
                 ("special_tokens_map.json", special_map),
             ):
-                atomic_write_text(os.path.join(folder, filename), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+                text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+                atomic_write_text(os.path.join(folder, filename), text)
                 names.append(filename)
             # The model writes vocab.json and merges.txt itself (the format transformers' slow tokenizer reads);
             # write them into a temporary folder beside the target and move them in.

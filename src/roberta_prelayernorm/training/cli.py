@@ -115,7 +115,8 @@ def run_train(args) -> int:
         stride=args.stride, label_all_pieces=args.label_all_pieces, mlm_probability=args.mlm_probability,
         mask_mode=args.mask_mode, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
         eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
-        log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite, progress=not args.no_progress,
+        log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite,
+        progress=not args.no_progress,
         device=args.device,
     )
     trainer = Trainer(config)

@@ -665,7 +665,8 @@ class Trainer:
         before = state.get("settings") or {name: state[name] for name in ("world_size", "batch_size", "grad_accum",
                                                                           "seed")}
         now = self.settings()
-        changed = [f"{name}={before[name]!r} then, {now[name]!r} now" for name in before if before[name] != now.get(name)]
+        changed = [f"{name}={before[name]!r} then, {now.get(name)!r} now" for name in before
+                   if before[name] != now.get(name)]
         if changed:
             raise ValueError(f"cannot resume from {folder}: the run would not continue exactly, since "
                              f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
