@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from .formats import FORMATS, TASKS
 
@@ -104,7 +105,8 @@ def add_commands(subparsers) -> None:
 def run_train(args) -> int:
     from .trainer import Trainer, TrainingConfig, check_output_dir
 
-    check_output_dir(args.output, resume=args.resume, overwrite=args.overwrite)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
+        check_output_dir(args.output, resume=args.resume, overwrite=args.overwrite)
 
     config = TrainingConfig(
         task=args.task, output_dir=args.output, model=args.model, train=args.train, validation=args.validation,
