@@ -439,3 +439,10 @@ def test_api_mistakes_are_clear_errors(tiny, heads):
                                                                         torch_dtype=torch.bfloat16)
     code, _, err = run_cli("fill-mask", "--model", heads["fill-mask"], "a <mask>", "--top-k", "100000")
     assert code == 2 and "top_k=100000 is more than the model's vocabulary" in err
+
+
+def test_task_command_input_errors_exit_2(tmp_path, heads):
+    code, _, err = run_cli("classify", "--model", heads["classify"], "--input", tmp_path / "missing.jsonl")
+    assert code == 2 and err.startswith("error: classify: --input") and "No such file" in err
+    code, _, err = run_cli("classify", "--model", heads["classify"], "hello", "--input", tmp_path / "x.jsonl")
+    assert code == 2 and "not both" in err

@@ -170,11 +170,11 @@ def read_inputs(command: Command, args) -> list[tuple[str, dict]]:
     given = command.from_args(args)
     if given:
         if args.input is not None:
-            raise SystemExit(f"{command.name}: give inputs as arguments or with --input, not both")
+            raise ValueError(f"{command.name}: give inputs as arguments or with --input, not both")
         return [(f"argument {i + 1}", item) for i, item in enumerate(given)]
     if args.input in (None, "-"):
         if args.input is None and sys.stdin.isatty():
-            raise SystemExit(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
+            raise ValueError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
                              "on stdin (see --help)")
         name, data = "<stdin>", sys.stdin.buffer.read()
     else:
@@ -182,7 +182,7 @@ def read_inputs(command: Command, args) -> list[tuple[str, dict]]:
             with open(args.input, "rb") as f:
                 name, data = args.input, f.read()
         except OSError as err:
-            raise SystemExit(f"{command.name}: --input {args.input}: {err.strerror}") from None
+            raise ValueError(f"{command.name}: --input {args.input}: {err.strerror}") from None
     # Lines stay bytes here: one that is not UTF-8 is that line's error (parse_line), not the whole file's.
     lines = data.removeprefix(b"\xef\xbb\xbf").splitlines()  # without a UTF-8 byte order mark
     return [(f"{name}:{number}", line) for number, line in enumerate(lines, 1) if line.strip()]
