@@ -52,7 +52,7 @@ def atomic_folder(path: str):
     (`.old-NAME-*`), renames the new one into place and removes the old one. An exception (or a kill) before
     the swap leaves `path` untouched. Nested calls for a path inside a folder being written write in place.
     """
-    path = os.path.abspath(path)
+    path = os.path.realpath(path)  # through a symlink: the folder it points at is the one replaced
     if any(path == open_ or path.startswith(open_ + os.sep) for open_ in _OPEN_FOLDERS.get()):
         yield path
         return
