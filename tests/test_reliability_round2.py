@@ -446,3 +446,10 @@ def test_task_command_input_errors_exit_2(tmp_path, heads):
     assert code == 2 and err.startswith("error: classify: --input") and "No such file" in err
     code, _, err = run_cli("classify", "--model", heads["classify"], "hello", "--input", tmp_path / "x.jsonl")
     assert code == 2 and "not both" in err
+
+
+def test_an_int8_model_cast_to_bf16_says_so(heads):
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"], quantize="int8")
+    model(torch.tensor([[0, 5, 2]]))
+    with pytest.raises(ValueError, match="has int8 layers, which take float32, but it was cast to torch.bfloat16"):
+        model.to(torch.bfloat16)(torch.tensor([[0, 5, 2]]))

@@ -43,4 +43,13 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated; they still work
             warnings.simplefilter("ignore")
             setattr(parent, child, DynamicQuantizedLinear.from_float(linear))
+    model.register_forward_pre_hook(_check_float32)
     return model
+
+
+def _check_float32(model: nn.Module, args) -> None:
+    """A quantized model cast to another dtype (model.to(torch.bfloat16)) fails inside torch's int8 kernels
+    with a bare dtype message; say what happened instead."""
+    if model.dtype != torch.float32:
+        raise ValueError(f"this model has int8 layers, which take float32, but it was cast to {model.dtype}; "
+                         "use model.float(), or quantize a model kept in float32")
