@@ -177,7 +177,7 @@ def read_inputs(command: Command, args) -> list[tuple[str, dict]]:
             raise ValueError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
                              "on stdin (see --help)")
         stdin = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin may be text only
-        name, data = "<stdin>", stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8")
+        name, data = "<stdin>", stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
     else:
         try:
             with open(args.input, "rb") as f:
