@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from contextlib import contextmanager
 from typing import Optional
 
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
-from .files import atomic_write, atomic_write_text
+from .files import atomic_folder, atomic_write, atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 logger = logging.getLogger("roberta_prelayernorm")
@@ -46,7 +47,8 @@ def load_weights_file(path: str) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # Memory-mapped where the file is torch's zip format; the legacy format (torch < 1.6) cannot be mapped.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as err:  # corrupt or truncated: say which file
         raise CheckpointError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -194,7 +196,8 @@ class PreTrainedMixin:
     def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None, *,
                         is_main_process: bool = True, max_shard_size="5GB", push_to_hub: bool = False,
                         **hub_kwargs) -> None:
-        """Write config.json and model.safetensors (or pytorch_model.bin), each atomically.
+        """Write config.json and model.safetensors (or pytorch_model.bin), the folder replaced whole (a crash
+        leaves the previous folder intact; files already there, such as a tokenizer's, are kept).
 
         Tied weights are stored once, under the name transformers keeps; transformers loads the result.
         Weights larger than `max_shard_size` (bytes or "500MB", "5GB", "2GiB") go into shards named and
@@ -212,7 +215,6 @@ class PreTrainedMixin:
                 "save_pretrained cannot save an int8-quantized model: its Linear layers hold packed int8 weights "
                 "that no loader reads back. Save the float model and load it with quantize='int8' instead."
             )
-        os.makedirs(save_directory, exist_ok=True)
         twins = {"lm_head.decoder.weight": f"{self.base_model_prefix}.embeddings.word_embeddings.weight",
                  "lm_head.decoder.bias": "lm_head.bias"}
         tensors = {
@@ -223,8 +225,9 @@ class PreTrainedMixin:
         config = self.config
         config.architectures = [type(self).__name__]
         config.torch_dtype = str(self.dtype).replace("torch.", "")
-        write_weights(save_directory, tensors, safe_serialization, parse_size(max_shard_size))
-        config.save_pretrained(save_directory)
+        with atomic_folder(save_directory) as folder:  # weights and config.json swapped in together
+            write_weights(folder, tensors, safe_serialization, parse_size(max_shard_size))
+            config.save_pretrained(folder)
         if push_to_hub:
             from .hub import upload_folder
 

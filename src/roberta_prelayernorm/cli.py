@@ -8,10 +8,12 @@ and returning an exit code. Modules are imported only when the command line is b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 from typing import Optional, Sequence
 
+DEBUG_VARIABLE = "ROBERTA_PRELAYERNORM_DEBUG"
 COMMAND_MODULES = (
     "roberta_prelayernorm.demo",
     "roberta_prelayernorm.training.cli",
@@ -30,19 +32,41 @@ def build_parser() -> argparse.ArgumentParser:
         "(see each subcommand's --help).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    debug_help = f"show the full traceback of an error (also: {DEBUG_VARIABLE}=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         import_module(name).add_commands(subparsers)
+    for subparser in subparsers.choices.values():  # --debug before or after the subcommand
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a subcommand. An error is one line on stderr: exit code 2 for a user's mistake (a bad file, option
+    or setting: ValueError, OSError, a non-finite loss), 1 for anything else; --debug shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place errors become messages
+        if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        from .training.trainer import NonFiniteLossError
+
+        user_error = isinstance(err, (ValueError, OSError, NonFiniteLossError))
+        message = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in message:
+            message = f"{err.filename}: {message}"
+        print(f"error: {message}" if user_error else
+              f"error: {type(err).__name__}: {message} (an internal error; --debug shows where)", file=sys.stderr)
+        return 2 if user_error else 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,13 @@ KEY_ALIASES = {"dtype": "torch_dtype"}
 NOT_SAVED = ("_name_or_path", "_commit_hash", "_attn_implementation", "_attn_implementation_autoset")
 
 
+def max_sequence_length(config) -> int:
+    """The most tokens one sequence may have: the position table's rows, less RoBERTa's offset (positions
+    start at pad_token_id + 1). Tokenizers that know no limit of their own get this one (see
+    tokenizer.fit_to_model)."""
+    return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+
+
 class RobertaPreLayerNormConfig:
     """Configuration of a RoBERTa-PreLayerNorm model; keyword arguments override the defaults.
 
@@ -159,6 +166,9 @@ class RobertaPreLayerNormConfig:
                 f"config.position_embedding_type={self.position_embedding_type!r} is not supported; this package "
                 "implements 'absolute' (the type of every published RoBERTa-PreLayerNorm checkpoint)"
             )
+        if sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"config.id2label must have the keys 0..{len(self.id2label) - 1} (one per class, in "
+                             f"order), got {sorted(self.id2label)}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
         if self.add_cross_attention and not self.is_decoder:
@@ -272,9 +282,9 @@ class RobertaPreLayerNormConfig:
             raise ValueError(f"{path}: {err}") from None
 
     def save_pretrained(self, save_directory) -> None:
-        """Write config.json into `save_directory` (atomically: a temporary file renamed into place)."""
-        from .files import atomic_write_text
+        """Write config.json into `save_directory` (the folder is replaced whole: see files.atomic_folder)."""
+        from .files import atomic_folder, atomic_write_text
 
-        os.makedirs(save_directory, exist_ok=True)
-        atomic_write_text(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())
+        with atomic_folder(save_directory) as folder:
+            atomic_write_text(os.path.join(folder, CONFIG_NAME), self.to_json_string())
 

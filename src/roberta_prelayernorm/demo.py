@@ -88,8 +88,9 @@ def run(args) -> int:
     def steps(n: int) -> int:
         return max(2, int(n * args.scale))
 
+    # overwrite: running the demo again into the same --output replaces its earlier runs.
     common = dict(batch_size=16, max_length=128, warmup_ratio=0.06, weight_decay=0.01, seed=args.seed,
-                  progress=True, log_every=25)
+                  progress=True, log_every=25, overwrite=True)
     print(f"2. Masked-LM pre-training ({steps(MLM_STEPS)} steps, 15% masking, 80/10/10)...")
     mlm_dir = os.path.join(output, "masked-lm")
     trainer = Trainer(TrainingConfig(task="masked-lm", output_dir=mlm_dir, train=corpus_train,

@@ -26,6 +26,8 @@ def resolve_file(name_or_path: str | os.PathLike, filename: str, **hub_kwargs) -
 
     Raises CheckpointNotFoundError when `name_or_path` is neither a folder nor a reachable hub repo.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a folder or a hub id (a str or path), got {name_or_path!r:.80}")
     name_or_path = os.fspath(name_or_path)
     subfolder = hub_kwargs.get("subfolder") or ""
     if os.path.isdir(name_or_path):

@@ -610,6 +610,7 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
                                  output_attentions, output_hidden_states)
         logits = self.qa_outputs(base.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        padding = None
         if attention_mask is not None and attention_mask.dim() == 2:
             # An answer never lies in padding: its logits are the dtype's minimum, outside every softmax.
             padding = attention_mask.to(logits.device) == 0
@@ -617,7 +618,8 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
                                         for t in (start_logits, end_logits))
         loss = None
         if start_positions is not None and end_positions is not None:
-            # Positions outside the sequence (e.g. answers cut off by truncation) are clamped to T and ignored.
+            # Positions outside the sequence (e.g. answers cut off by truncation) are clamped to T and ignored;
+            # so are positions on padding (the padding contract: labels there are ignored by every loss).
             T = start_logits.size(1)
             losses = []
             for name, positions, position_logits in (("start_positions", start_positions, start_logits),
@@ -625,7 +627,11 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
                 positions = positions.to(start_logits.device)
                 positions = positions.squeeze(-1) if positions.dim() > 1 else positions
                 check_labels("positions", positions, position_logits, name)
-                losses.append(F.cross_entropy(position_logits, positions.clamp(0, T), ignore_index=T))
+                positions = positions.clamp(0, T)
+                if padding is not None:
+                    on_padding = padding.gather(1, positions.clamp(max=T - 1).unsqueeze(1)).squeeze(1)
+                    positions = positions.masked_fill(on_padding & (positions < T), T)
+                losses.append(F.cross_entropy(position_logits, positions, ignore_index=T))
             loss = (losses[0] + losses[1]) / 2
         return self.finish(QuestionAnsweringModelOutput, return_dict, base, loss,
                            start_logits=start_logits, end_logits=end_logits)

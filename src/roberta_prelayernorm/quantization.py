@@ -26,6 +26,9 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         raise ValueError("quantize_int8 is for inference: call model.eval() first")
     if model.device.type != "cpu":
         raise ValueError(f"quantize_int8 runs on the CPU; the model is on {model.device}")
+    if model.dtype != torch.float32:
+        raise ValueError(f"quantize_int8 needs a float32 model (its int8 layers take float32 inputs); this one is "
+                         f"{model.dtype}: drop torch_dtype, or cast with model.float() first")
     model = model if inplace else copy.deepcopy(model)
     tied = model.get_output_embeddings()  # shares its weight with the embeddings: left in float
     names = [name for name, module in model.named_modules()
@@ -40,4 +43,13 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         with warnings.catch_warnings():  # torch marks its quantized tensor types deprecated; they still work
             warnings.simplefilter("ignore")
             setattr(parent, child, DynamicQuantizedLinear.from_float(linear))
+    model.register_forward_pre_hook(_check_float32)
     return model
+
+
+def _check_float32(model: nn.Module, args) -> None:
+    """A quantized model cast to another dtype (model.to(torch.bfloat16)) fails inside torch's int8 kernels
+    with a bare dtype message; say what happened instead."""
+    if model.dtype != torch.float32:
+        raise ValueError(f"this model has int8 layers, which take float32, but it was cast to {model.dtype}; "
+                         "use model.float(), or quantize a model kept in float32")

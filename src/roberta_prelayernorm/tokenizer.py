@@ -19,7 +19,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from .files import atomic_write_text
+from .files import atomic_folder, atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
 
 logger = logging.getLogger(__name__)
@@ -300,10 +300,8 @@ class RobertaPreLayerNormTokenizer:
             )
         if tokenizer_object is not None:
             backend = tokenizer_object
-        elif tokenizer_file is not None:
-            backend = Tokenizer.from_file(os.fspath(tokenizer_file))
-        elif vocab_file is not None and merges_file is not None:
-            backend = _roberta_backend(*models.BPE.read_file(os.fspath(vocab_file), os.fspath(merges_file)))
+        elif tokenizer_file is not None or (vocab_file is not None and merges_file is not None):
+            backend = _read_backend(tokenizer_file, vocab_file, merges_file)
         else:
             raise ValueError("give vocab_file and merges_file, tokenizer_file, or tokenizer_object")
         # Truncation and padding are set for each call; a saved tokenizer.json may carry its own.
@@ -397,10 +395,10 @@ class RobertaPreLayerNormTokenizer:
     def save_pretrained(self, save_directory: Union[str, os.PathLike]) -> tuple[str, ...]:
         """Write tokenizer.json, vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json.
 
-        transformers' AutoTokenizer and RobertaTokenizer(Fast) load the folder. Each file is replaced atomically.
+        transformers' AutoTokenizer and RobertaTokenizer(Fast) load the folder. The folder is
+        replaced whole (files already there are kept), so a crash leaves the previous folder intact.
         """
         save_directory = os.fspath(save_directory)
-        os.makedirs(save_directory, exist_ok=True)
         state = json.loads(self._tokenizer.to_str())
         state["truncation"] = state["padding"] = None
         special_map = {
@@ -428,26 +426,26 @@ class RobertaPreLayerNormTokenizer:
             **{attribute: token for attribute, token in self._special_tokens.items() if token is not None},
             "additional_special_tokens": list(self.additional_special_tokens),
         }
-        written = []
-        for filename, payload in (
-            ("tokenizer.json", state),
-            ("tokenizer_config.json", config),
-            ("special_tokens_map.json", special_map),
-        ):
-            target = os.path.join(save_directory, filename)
-            atomic_write_text(target, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-            written.append(target)
-        # The model writes vocab.json and merges.txt itself (the format transformers' slow tokenizer reads);
-        # write them into a temporary folder beside the target and move them in.
-        staging = tempfile.mkdtemp(prefix=".tmp-tokenizer-", dir=save_directory)
-        try:
-            for path in self._tokenizer.model.save(staging):
-                target = os.path.join(save_directory, os.path.basename(path))
-                os.replace(path, target)
-                written.append(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return tuple(written)
+        names = []
+        with atomic_folder(save_directory) as folder:
+            for filename, payload in (
+                ("tokenizer.json", state),
+                ("tokenizer_config.json", config),
+                ("special_tokens_map.json", special_map),
+            ):
+                text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+                atomic_write_text(os.path.join(folder, filename), text)
+                names.append(filename)
+            # The model writes vocab.json and merges.txt itself (the format transformers' slow tokenizer reads);
+            # write them into a temporary folder beside the target and move them in.
+            staging = tempfile.mkdtemp(prefix=".tmp-tokenizer-", dir=folder)
+            try:
+                for path in self._tokenizer.model.save(staging):
+                    os.replace(path, os.path.join(folder, os.path.basename(path)))
+                    names.append(os.path.basename(path))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return tuple(os.path.join(save_directory, name) for name in names)
 
     # ---------------------------------------------------------------- vocabulary
 
@@ -1034,13 +1032,23 @@ class AutoTokenizer:
         return RobertaPreLayerNormTokenizer.from_pretrained(name_or_path, **kwargs)
 
 
+def fit_to_model(tokenizer, config) -> None:
+    """Lower the tokenizer's model_max_length to what the model takes (config.max_sequence_length), so that
+    truncation, stride windows and a saved tokenizer_config.json follow the model. A tokenizer without a limit
+    (1e30, unset) gets the model's; a smaller limit of its own is kept."""
+    from .config import max_sequence_length
+
+    tokenizer.model_max_length = min(tokenizer.model_max_length, max_sequence_length(config))
+
+
 def train_byte_level_bpe(
-    texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2
+    texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2, model_max_length: int = 512
 ) -> RobertaPreLayerNormTokenizer:
     """Train a RoBERTa-style byte-level BPE vocabulary on `texts` (for demos and tests without downloads).
 
     Ids: <s>=0, <pad>=1, </s>=2, <unk>=3, then the 256 byte symbols and the learned merges, and <mask> last
-    (id vocab_size - 1), the layout of RoBERTa's own vocabulary.
+    (id vocab_size - 1), the layout of RoBERTa's own vocabulary. `model_max_length` (default 512, as RoBERTa's
+    own tokenizer records) is saved with it; pipelines and training lower it to a smaller model's length.
     """
     from tokenizers import trainers
 
@@ -1061,7 +1069,8 @@ def train_byte_level_bpe(
     vocab["<mask>"] = len(vocab)
     # tokenizers serialises merges as ["a", "b"] pairs (0.20+) or "a b" strings (older).
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    return RobertaPreLayerNormTokenizer(tokenizer_object=_roberta_backend(vocab, merges))
+    return RobertaPreLayerNormTokenizer(tokenizer_object=_roberta_backend(vocab, merges),
+                                        model_max_length=model_max_length)
 
 
 # -------------------------------------------------------------------- module helpers
@@ -1158,7 +1167,27 @@ def _read_json(path: Optional[str]) -> dict:
     if path is None:
         return {}
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+
+
+def _read_backend(tokenizer_file, vocab_file, merges_file) -> Tokenizer:
+    """The backend from tokenizer.json, else from vocab.json + merges.txt; a file that cannot be read is named."""
+    try:
+        if tokenizer_file is not None:
+            return Tokenizer.from_file(os.fspath(tokenizer_file))
+        return _roberta_backend(*models.BPE.read_file(os.fspath(vocab_file), os.fspath(merges_file)))
+    except Exception as err:  # tokenizers raises plain Exceptions
+        bad = tokenizer_file
+        if bad is None:
+            try:
+                _read_json(os.fspath(vocab_file))
+                bad = merges_file
+            except ValueError:
+                bad = vocab_file
+        raise ValueError(f"cannot read tokenizer file {os.fspath(bad)}: {err} (truncated or corrupt?)") from None
 
 
 def _check_side(name: str, value: str) -> str:

@@ -12,6 +12,8 @@ from typing import Optional
 
 import torch
 
+from .config import max_sequence_length
+
 
 class InputError(ValueError):
     """A forward argument has the wrong type, shape, dtype or values."""
@@ -33,18 +35,21 @@ def _require_integer(name: str, t: torch.Tensor) -> None:
 
 def _check_range(name: str, t: torch.Tensor, low: int, high: int, what: str, allow: Optional[int] = None) -> None:
     """Values of `t` in [low, high) (or equal to `allow`), checked where that costs no synchronisation."""
+    allowed = f"in [{low}, {high})" + (f" or {allow}" if allow is not None else "")
+    _check_values(name, t, lambda t: ((t >= low) & (t < high)) | (t == allow if allow is not None else False),
+                  allowed, what)
+
+
+def _check_values(name: str, t: torch.Tensor, valid, allowed: str, what: str) -> None:
+    """valid(t) must hold everywhere; checked only on CPU tensors (reading values on an accelerator would cost a
+    synchronisation on every call) and not under compilation."""
     if t.device.type != "cpu" or t.numel() == 0 or torch.compiler.is_compiling():
         return
-    valid = (t >= low) & (t < high)
-    if allow is not None:
-        valid |= t == allow
-    if not bool(valid.all()):
-        bad = t[~valid]
-        allowed = f"[{low}, {high})" + (f" or {allow}" if allow is not None else "")
-        raise InputError(
-            f"{name} holds {bad[0].item()} (and {bad.numel() - 1} more out of range); values must be in "
-            f"{allowed}: {what}"
-        )
+    ok = valid(t)
+    if not bool(ok.all()):
+        bad = t[~ok]
+        raise InputError(f"{name} holds {bad[0].item()} (and {bad.numel() - 1} more not allowed); values must be "
+                         f"{allowed}: {what}")
 
 
 def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
@@ -82,6 +87,9 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
             raise InputError(f"attention_mask must have shape {expected}, got {_shape(attention_mask)}")
         if attention_mask.dtype.is_complex:
             raise InputError(f"attention_mask must hold 0/1 (bool, int or float), got dtype {attention_mask.dtype}")
+        if attention_mask.dtype != torch.bool:
+            _check_values("attention_mask", attention_mask, lambda t: (t == 0) | (t == 1), "0 or 1",
+                          "1 for a real token, 0 for padding")
 
     if token_type_ids is not None:
         _require_tensor("token_type_ids", token_type_ids)
@@ -99,7 +107,7 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
             raise InputError(f"position_ids must have shape (batch={B}, seq_len={T}), got {_shape(position_ids)}")
         _check_range("position_ids", position_ids, 0, limit, f"the position table has {limit} rows")
     else:
-        longest = limit - config.pad_token_id - 1  # RoBERTa positions start at pad_token_id + 1
+        longest = max_sequence_length(config)
         if past_length + T > longest:
             raise InputError(
                 f"sequence length {past_length + T} is longer than this model allows: {longest} tokens "

@@ -25,9 +25,17 @@ class Pipeline:
     defaults: dict[str, Any] = {}
 
     def __init__(self, model, tokenizer, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **options):
+        from ..modeling import RobertaPreLayerNormPreTrainedModel
+        from ..tokenizer import fit_to_model
+
         check_int("batch_size", batch_size, 1)
+        head = self.model_class[len("AutoModel"):]  # e.g. ForQuestionAnswering
+        if isinstance(model, RobertaPreLayerNormPreTrainedModel) and not type(model).__name__.endswith(head):
+            raise ValueError(f"{type(self).__name__} needs a RobertaPreLayerNorm{head} model, got "
+                             f"{type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
+        fit_to_model(tokenizer, model.config)  # truncation and windows follow the model's length
         self.batch_size = batch_size
         if device is not None:
             self.model.to(as_device(device))
@@ -57,6 +65,16 @@ class Pipeline:
     def preprocess(self, item, options: dict) -> list[dict]:
         raise NotImplementedError
 
+    def features(self, item, options: dict) -> list[dict]:
+        """preprocess(item), checked: every feature must fit the model (ValueError naming the lengths)."""
+        features = self.preprocess(item, options)
+        limit = self.tokenizer.model_max_length
+        longest = max((len(feature["input_ids"]) for feature in features), default=0)
+        if longest > limit:
+            raise ValueError(f"the input is {longest} tokens long and the model takes at most {limit}; shorten it"
+                             + (" or pass truncation=True" if "truncation" in self.defaults else ""))
+        return features
+
     def forward(self, batch: dict):
         """Run the model on a padded batch (input_ids, attention_mask) and return its output."""
         return self.model(**batch)
@@ -83,7 +101,7 @@ class Pipeline:
                 f"{type(self).__name__} got unexpected argument(s) {sorted(kwargs)}; options: {sorted(self.defaults)}"
             )
         options = self.check_options({**self.raw_options, **call_options}) if call_options else self.options
-        features = [self.preprocess(item, options) for item in items]
+        features = [self.features(item, options) for item in items]
         flat = [feature for per_item in features for feature in per_item]
         flat_outputs = run_batches(self, flat)
         results, start = [], 0
@@ -141,16 +159,21 @@ def as_device(device):
     """device argument -> torch.device: None/-1/"cpu" the CPU, an int i "cuda:i", or any torch device name."""
     import torch
 
-    if isinstance(device, torch.device):
-        return device
     if isinstance(device, int) and not isinstance(device, bool):
-        return torch.device("cpu") if device < 0 else torch.device("cuda", device)
-    if isinstance(device, str):
+        device = torch.device("cpu") if device < 0 else torch.device("cuda", device)
+    elif isinstance(device, str):
         try:
-            return torch.device(device)
+            device = torch.device(device)
         except RuntimeError:
             pass
-    raise ValueError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
+    if not isinstance(device, torch.device):
+        raise ValueError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: CUDA is not available here (no GPU, or torch built without "
+                         "CUDA); use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
 
 
 def load(task_class: type, model, tokenizer):

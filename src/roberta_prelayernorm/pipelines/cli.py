@@ -50,7 +50,9 @@ def classify_options(parser):
     parser.add_argument("--function-to-apply", choices=("softmax", "sigmoid", "none"),
                         help="score function (default: from the config: softmax for single-label, sigmoid for "
                              "multi-label or one label, none for regression)")
-    parser.add_argument("--truncation", action="store_true", help="cut texts longer than the model's length")
+    parser.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
+                        help="cut texts longer than the model's length (default); --no-truncation reports them "
+                             "as errors instead")
 
 
 def tag_options(parser):
@@ -62,7 +64,8 @@ def tag_options(parser):
     parser.add_argument("--ignore-labels", default="O",
                         help="comma-separated labels to leave out (default: O; '' keeps all)")
     parser.add_argument("--stride", type=int,
-                        help="split texts longer than the model into chunks overlapping by this many tokens")
+                        help="split texts longer than the model into chunks overlapping by this many tokens "
+                             "(default 0: consecutive chunks; with --aggregation-strategy none long texts are cut)")
 
 
 def answer_options(parser):
@@ -98,14 +101,15 @@ COMMANDS = [
             # No --top-k: the best label as an object (the pipeline's top_k ""), "all": every label (None).
             lambda a: {"top_k": {None: "", "all": None}.get(a.top_k, a.top_k),
                        "function_to_apply": a.function_to_apply,
-                       **({"truncation": True} if a.truncation else {})},
+                       "truncation": a.truncation or None},
             lambda a: [{"text": t, **({"text_pair": a.text_pair} if a.text_pair is not None else {})}
                        for t in a.texts]),
     Command("tag", "token-classification", "find entities (or a label per token) in texts",
             TEXT, {}, 'roberta-prelayernorm tag --model ./my-ner "Guido van Rossum lives in Amsterdam"\n'
             "  roberta-prelayernorm tag --model ./my-ner --input texts.jsonl --stride 64 --output entities.jsonl",
             tag_options,
-            lambda a: {"aggregation_strategy": a.aggregation_strategy, "stride": a.stride,
+            lambda a: {"aggregation_strategy": a.aggregation_strategy,
+                       "stride": a.stride if a.stride is not None or a.aggregation_strategy == "none" else 0,
                        "ignore_labels": [label for label in a.ignore_labels.split(",") if label]},
             lambda a: [{"text": t} for t in a.texts]),
     Command("answer", "question-answering", "find the answer to a question in a context",
@@ -122,7 +126,7 @@ COMMANDS = [
             {"prompt": str, "choices": list}, {},
             'roberta-prelayernorm choose --model ./my-swag --prompt "She opened the umbrella" '
             '--choice "because it rained." --choice "because it was dry."', choose_options,
-            lambda a: {"top_k": a.top_k},
+            lambda a: {"top_k": a.top_k, "truncation": True},
             lambda a: [{"prompt": a.prompt, "choices": a.choice}] if a.prompt is not None or a.choice else []),
     Command("fill-mask", "fill-mask", "predict the tokens hidden by <mask>",
             TEXT, {}, 'roberta-prelayernorm fill-mask --model andreasmadsen/efficient_mlm_m0.40 '
@@ -166,19 +170,22 @@ def read_inputs(command: Command, args) -> list[tuple[str, dict]]:
     given = command.from_args(args)
     if given:
         if args.input is not None:
-            raise SystemExit(f"{command.name}: give inputs as arguments or with --input, not both")
+            raise ValueError(f"{command.name}: give inputs as arguments or with --input, not both")
         return [(f"argument {i + 1}", item) for i, item in enumerate(given)]
     if args.input in (None, "-"):
         if args.input is None and sys.stdin.isatty():
-            raise SystemExit(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
+            raise ValueError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
                              "on stdin (see --help)")
-        name, lines = "<stdin>", sys.stdin.read().splitlines()
+        stdin = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin may be text only
+        name, data = "<stdin>", stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
     else:
         try:
-            with open(args.input, encoding="utf-8") as f:
-                name, lines = args.input, f.read().splitlines()
+            with open(args.input, "rb") as f:
+                name, data = args.input, f.read()
         except OSError as err:
-            raise SystemExit(f"{command.name}: --input {args.input}: {err.strerror}") from None
+            raise ValueError(f"{command.name}: --input {args.input}: {err.strerror}") from None
+    # Lines stay bytes here: one that is not UTF-8 is that line's error (parse_line), not the whole file's.
+    lines = data.removeprefix(b"\xef\xbb\xbf").splitlines()  # without a UTF-8 byte order mark
     return [(f"{name}:{number}", line) for number, line in enumerate(lines, 1) if line.strip()]
 
 
@@ -188,7 +195,9 @@ def parse_line(command: Command, where: str, line) -> dict:
         item = line
     else:
         try:
-            item = json.loads(line)
+            item = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise InputLineError(f"{where}: not UTF-8 text (byte {err.start + 1} is {line[err.start]:#04x})") from None
         except json.JSONDecodeError as err:
             raise InputLineError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
     if not isinstance(item, dict):
@@ -202,15 +211,25 @@ def parse_line(command: Command, where: str, line) -> dict:
     for name, kind in allowed.items():
         if name in item and not isinstance(item[name], kind):
             raise InputLineError(f"{where}: {name!r} must be a {kind.__name__}, got {type(item[name]).__name__}")
+        texts = item.get(name) if isinstance(item.get(name), list) else [item.get(name)]
+        for text in texts:
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as err:  # JSON "\ud800" escapes decode to lone surrogates
+                    raise InputLineError(f"{where}: {name!r} holds a lone surrogate ({text[err.start]!r} at "
+                                         f"character {err.start + 1}), which is not text") from None
     return {name: item[name] for name in allowed if name in item}
 
 
 def run(command: Command, args) -> int:
     from . import pipeline
     from ..checkpoint import CheckpointError
-    from ..files import atomic_write_text
+    from ..files import atomic_write_text, check_output
     from ..hub import CheckpointNotFoundError
 
+    if args.output is not None:
+        check_output(args.output, "--output")
     device = int(args.device) if args.device is not None and args.device.lstrip("-").isdigit() else args.device
     try:
         pipe = pipeline(command.task, model=args.model, device=device, batch_size=args.batch_size,
@@ -228,8 +247,8 @@ def run(command: Command, args) -> int:
             item = parse_line(command, where, line)
             # Tokenizing each input here finds content errors (no <mask>, empty question...) with their line,
             # before the model runs.
-            pipe.preprocess(pipe_input(command, item), pipe.options)
-        except (InputLineError, ValueError) as err:
+            pipe.features(pipe_input(command, item), pipe.options)
+        except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's error
             message = str(err) if isinstance(err, InputLineError) else f"{where}: {err}"
             if args.on_error == "stop":
                 print(f"error: {message} (stopped; --on-error skip processes the other lines)", file=sys.stderr)

@@ -26,6 +26,9 @@ class FillMaskPipeline(Pipeline):
         options = super().check_options(options)
         top_k = options["top_k"]
         check_int("top_k", top_k, 1)
+        if top_k > self.model.config.vocab_size:
+            raise ValueError(f"top_k={top_k} is more than the model's vocabulary of {self.model.config.vocab_size} "
+                             "tokens")
         if self.tokenizer.mask_token_id is None:
             raise ValueError("fill-mask needs a tokenizer with a mask token; this one has none")
         if options["targets"] is not None:

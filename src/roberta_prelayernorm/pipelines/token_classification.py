@@ -9,8 +9,6 @@ import numpy as np
 from .base import Pipeline, check_int
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
-# The tokenizer's "no limit" model_max_length: above it, texts are not truncated (nor split with stride).
-UNLIMITED = int(1e20)
 
 
 class TokenClassificationPipeline(Pipeline):
@@ -56,10 +54,9 @@ class TokenClassificationPipeline(Pipeline):
     def preprocess(self, item, options):
         if not isinstance(item, str):
             raise ValueError(f"token-classification inputs must be texts, got {type(item).__name__}: {item!r:.80}")
-        limited = self.tokenizer.model_max_length <= UNLIMITED
         split = {"return_overflowing_tokens": True, "stride": options["stride"]} if options["stride"] is not None \
             else {}
-        encoding = self.tokenizer([item], truncation=limited, return_special_tokens_mask=True,
+        encoding = self.tokenizer([item], truncation=True, return_special_tokens_mask=True,
                                   return_offsets_mapping=True, **split)
         return [
             {"input_ids": ids, "offsets": offsets, "special": special}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from .formats import FORMATS, TASKS
 
@@ -22,8 +23,9 @@ TRAIN_EXAMPLES = """examples:
   # two GPUs (or CPU processes, with gloo) on one machine
   torchrun --nproc-per-node 2 -m roberta_prelayernorm train ...
 
-output: DIR/metrics.jsonl, DIR/curves.png, DIR/best/ and DIR/last/ (model, tokenizer, config),
-DIR/checkpoints/step-N/ (for --resume).
+output: DIR/metrics.jsonl, DIR/curves.png, DIR/best/ and DIR/last/ (model, tokenizer, config), the best
+(else the last) model at the top of DIR (from_pretrained(DIR) loads it), DIR/checkpoints/step-N/ (for
+--resume). One run at a time per DIR; a finished run is replaced only with --overwrite.
 """
 
 
@@ -70,6 +72,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--on-nonfinite", choices=("stop", "skip"), default="stop",
                         help="on a NaN/inf loss: stop with an error naming the step and batch (default), or skip "
                              "that step's update")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished run in --output (its best/, last/ and metrics); else refused")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
                         help="continue from the latest checkpoint in --output, or from DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -99,7 +103,10 @@ def add_commands(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from .trainer import Trainer, TrainingConfig
+    from .trainer import Trainer, TrainingConfig, check_output_dir
+
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
+        check_output_dir(args.output, resume=args.resume, overwrite=args.overwrite)
 
     config = TrainingConfig(
         task=args.task, output_dir=args.output, model=args.model, train=args.train, validation=args.validation,
@@ -110,7 +117,8 @@ def run_train(args) -> int:
         stride=args.stride, label_all_pieces=args.label_all_pieces, mlm_probability=args.mlm_probability,
         mask_mode=args.mask_mode, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
         eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
-        log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, progress=not args.no_progress,
+        log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite,
+        progress=not args.no_progress,
         device=args.device,
     )
     trainer = Trainer(config)
@@ -121,9 +129,11 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ..files import atomic_write_text
+    from ..files import atomic_write_text, check_output
     from .trainer import evaluate
 
+    if args.output:
+        check_output(args.output, "--output")
     results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,
                        stride=args.stride, precision=args.precision, device=args.device,
                        **({"mlm_probability": args.mlm_probability, "mask_mode": args.mask_mode}

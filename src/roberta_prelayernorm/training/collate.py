@@ -43,6 +43,11 @@ def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, rate: float, mod
     if mode not in MASK_MODES:
         raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
     chosen = (torch.rand(input_ids.shape, generator=generator) < rate) & ~special.bool()
+    if not chosen.any() and not special.bool().all():
+        # Nothing chosen means no loss (a mean over no tokens is NaN): choose one token, drawn uniformly
+        # (short batches at low rates hit this; the draw comes from the same generator, so runs still repeat).
+        candidates = (~special.bool()).nonzero()
+        chosen[tuple(candidates[torch.randint(len(candidates), (1,), generator=generator)][0])] = True
     labels = input_ids.masked_fill(~chosen, -100)
     inputs = input_ids.clone()
     if mode == "mask":

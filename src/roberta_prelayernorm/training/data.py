@@ -4,7 +4,8 @@ Every record is kept with where it came from, so a bad one is reported by file, 
 are checked by the task (see tasks.py); nothing is silently skipped.
 
 In CSV files, list and object fields (tokens, tags, choices, answers, multi-label labels) are JSON text in
-their cell; numbers are parsed as numbers; an empty cell is a missing field.
+their cell; numbers are parsed as numbers, except in text fields, which keep the cell as written ("1984",
+"nan"); an empty cell is a missing field. A UTF-8 byte order mark at the start of a file is skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import csv
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 
 class DataError(ValueError):
@@ -40,6 +41,7 @@ class Where:
 class Record:
     fields: dict
     where: Where
+    texts: Optional[dict] = None  # a CSV row's cells as written: a text field gets "1984" or "nan" back as text
 
     def get(self, name: str, kind, required: bool = True, default=None) -> Any:
         """The field `name`, checked to be of `kind` (a type or tuple of types); DataError otherwise."""
@@ -48,6 +50,8 @@ class Record:
                 raise DataError(self.where, name, f"missing (record has fields {sorted(self.fields)})")
             return default
         value = self.fields[name]
+        if kind is str and self.texts and name in self.texts:
+            value = self.texts[name]  # a CSV cell that reads as a number (1984, nan) is text in a text field
         # bool is an int in Python, but never a valid label, index or text here.
         if isinstance(value, bool) or not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -80,7 +84,7 @@ def read_records(path: str) -> list[Record]:
 
 def _read_jsonl(path: str) -> list[Record]:
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # utf-8-sig: without a byte order mark
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -115,13 +119,14 @@ def _cell(text: str):
 
 def _read_csv(path: str, delimiter: str) -> list[Record]:
     records = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: without a byte order mark
         reader = csv.DictReader(f, delimiter=delimiter)
         for row in reader:
             where = Where(path, reader.line_num)
             if None in row:
                 raise DataError(where, "(record)", f"has more cells than the header's {len(reader.fieldnames)}")
-            records.append(Record({k: _cell(v) if v is not None else None for k, v in row.items()}, where))
+            records.append(Record({k: _cell(v) if v is not None else None for k, v in row.items()}, where,
+                                  texts={k: v for k, v in row.items() if v is not None and v.strip()}))
     return records
 
 

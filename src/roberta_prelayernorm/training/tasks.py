@@ -5,6 +5,7 @@ Record formats: see formats.FORMATS.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -91,29 +92,51 @@ class SequenceClassification(Task):
         if isinstance(value, list):
             return "multi"
         if isinstance(value, float):
-            return "regression"
+            return "float"
         return "index" if isinstance(value, int) else "name"
 
     def fit(self, records: list[Record]) -> None:
+        """Decide the file's label kind from all its labels: every label a string: class names ("3.5" too);
+        every label an int: class indices; floats (ints allowed among them, as scores) with at least one not
+        a whole number: regression; every label a list: multi-label. Anything else is an error at the first
+        line whose label does not fit the first line's, as is a float like 1.0 among int class indices."""
         labels = [r.get("label", (str, int, float, list)) for r in records]
-        kinds = {self._kind(v) for v in labels}
-        if kinds == {"index", "regression"}:  # 3 and 3.5 in one file: regression scores
-            kinds = {"regression"}
-        if len(kinds) > 1:
-            first = self._kind(labels[0])
-            bad = next(r for r, v in zip(records, labels) if self._kind(v) != first)
-            kinds = {"name": "a class name", "index": "a class index", "regression": "a float", "multi": "a list"}
-            raise bad.error("label", f"is {kinds[self._kind(bad.fields['label'])]} but the first record's label is "
-                                     f"{kinds[first]}; every label of a file must be of one kind")
-        kind = kinds.pop()
-        if kind == "regression":
+        kinds = [self._kind(v) for v in labels]
+        regression = "float" in kinds and any(not float(v).is_integer() for v, k in zip(labels, kinds) if k == "float")
+        if set(kinds) <= {"index", "float"} and "float" in kinds and not regression and "index" in kinds:
+            bad = records[kinds.index("float")]
+            raise bad.error("label", f"{bad.fields['label']!r} is a float among integer class indices (first at "
+                                     f"{records[kinds.index('index')].where}); write every class index as an int, "
+                                     "or every label as a float for regression")
+        if regression or set(kinds) == {"float"}:
+            kinds = ["float" if k == "index" else k for k in kinds]
+        names = {"name": "a class name (string)", "index": "a class index (int)", "float": "a float (regression)",
+                 "multi": "a list (multi-label)"}
+        for record, kind in zip(records, kinds):
+            if kind != kinds[0]:
+                raise record.error("label", f"is {names[kind]} but the first record's label ({records[0].where}) is "
+                                            f"{names[kinds[0]]}; every label of a file must be of one kind")
+        kind = kinds[0]
+        if kind == "float":
+            bad = next((r for r, v in zip(records, labels) if not math.isfinite(v)), None)
+            if bad is not None:
+                raise bad.error("label", f"{bad.fields['label']!r} is not a finite number")
             self.kind, self.names = "regression", ["LABEL_0"]
         elif kind == "index":
+            bad = next((r for r, v in zip(records, labels) if v < 0), None)
+            if bad is not None:
+                raise bad.error("label", f"class index {bad.fields['label']} is negative")
             self.kind, self.names = "class", [f"LABEL_{i}" for i in range(max(labels) + 1)]
         elif kind == "name":
             self.kind, self.names = "class", sorted(set(labels))
         else:
+            for record, value in zip(records, labels):
+                bad = next((x for x in value if isinstance(x, bool) or not isinstance(x, (str, int))), None)
+                if bad is not None:
+                    raise record.error("label", f"holds {bad!r}; multi-label lists hold class names or indices")
             self.kind, self.names = "multi", sorted({str(x) for v in labels for x in v})
+            if not self.names:
+                raise records[0].error("label", "every label list in the file is empty: there is no class to learn")
         if self.kind == "class" and len(self.names) < 2:
             raise records[0].error("label", f"the training data has a single class {self.names}; need at least 2")
 
@@ -129,7 +152,10 @@ class SequenceClassification(Task):
 
     def _label(self, record: Record):
         if self.kind == "regression":
-            return float(record.get("label", (int, float)))
+            value = float(record.get("label", (int, float)))
+            if not math.isfinite(value):
+                raise record.error("label", f"{value!r} is not a finite number")
+            return value
         if self.kind == "multi":
             items = record.get("label", list)
             unknown = [x for x in items if str(x) not in self.names]
@@ -288,6 +314,9 @@ class QuestionAnswering(Task):
             for text, start in zip(texts, starts):
                 if not isinstance(text, str) or not isinstance(start, int) or isinstance(start, bool):
                     raise r.error("answers", f"has text {text!r:.40} / answer_start {start!r}; expected str / int")
+                if not 0 <= start <= len(context) - len(text) or not text:
+                    raise r.error("answers.answer_start", f"{start} with answer {text!r:.40} is outside the "
+                                                          f"context's {len(context)} characters (or the text is empty)")
                 if context[start:start + len(text)] != text:
                     raise r.error("answers.answer_start", f"{start} does not point at {text!r:.40} in the context "
                                                           f"(found {context[start:start + len(text)]!r:.40})")

@@ -8,8 +8,9 @@
 
 Everything the run produces goes in output_dir: metrics.jsonl (one JSON object per log or evaluation),
 curves.png, best/ and last/ (model + tokenizer + config, loadable by from_pretrained here and in
-transformers) and checkpoints/step-N/ (model, optimizer, scheduler, RNG states and position in the data,
-each written in a temporary folder beside it and renamed into place, so a crash never leaves half of one).
+transformers), the best (else the last) model again at the top, and checkpoints/step-N/ (model, optimizer,
+scheduler, RNG states and position in the data). Every folder is written whole (files.atomic_folder), so a
+crash never leaves half of one. The run holds a lock on output_dir (files.exclusive_lock): one run per folder.
 
 Data order and masking are functions of (seed, epoch, step), not of a running random state, so a resumed run
 sees exactly the batches the uninterrupted run would have seen.
@@ -23,7 +24,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Optional
@@ -31,7 +31,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock
+from ..pipelines.base import as_device
 from .card import model_card
 from .data import read_records
 from .tasks import TASKS, Task, make_task
@@ -81,6 +82,7 @@ class TrainingConfig:
     log_every: int = 10
     seed: int = 42
     on_nonfinite: str = "stop"  # or "skip": drop the step's update and go on
+    overwrite: bool = False  # replace a finished run in output_dir (else refused)
     progress: bool = True
     device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
 
@@ -95,6 +97,8 @@ class TrainingConfig:
         need(self.on_nonfinite in NONFINITE_ACTIONS, "on_nonfinite", f"one of {', '.join(NONFINITE_ACTIONS)}")
         need(self.mask_mode in ("80-10-10", "mask"), "mask_mode", "'80-10-10' or 'mask'")
         need(0 < self.mlm_probability < 1, "mlm_probability", "a rate in (0, 1)")
+        for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "mlm_probability"):
+            need(math.isfinite(getattr(self, name)), name, "a finite number")
         need(self.epochs > 0, "epochs", "a number > 0")
         need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
         for name in ("batch_size", "grad_accum", "max_length", "keep_checkpoints", "log_every"):
@@ -159,28 +163,6 @@ def linear_schedule(warmup: int, total: int):
     return factor
 
 
-def replace_folder(tmp: str, target: str) -> None:
-    """Move a fully written folder `tmp` to `target`, replacing what is there. The old folder is moved aside
-    first and removed last, so a crash leaves the old or the new folder (or both), never a partial one."""
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(target)}-", dir=os.path.dirname(target))
-        os.rmdir(old)
-        os.rename(target, old)
-    os.rename(tmp, target)
-    _fsync_dir(os.path.dirname(target))
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def find_checkpoint(path: str) -> str:
     """A checkpoint folder itself, or the latest complete checkpoint under path/checkpoints."""
     if os.path.isfile(os.path.join(path, STATE_FILE)):
@@ -207,6 +189,61 @@ def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **over
     return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
 
 
+def file_fingerprint(path: str) -> str:
+    """Size and SHA-256 of a data file (of every file in a `datasets` folder): a changed file changes it."""
+    import hashlib
+
+    paths = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    digest, size = hashlib.sha256(), 0
+    for name in paths:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    return f"{size} bytes, sha256 {digest.hexdigest()[:16]}"
+
+
+def check_length(max_length: int, tokenizer, model_config) -> None:
+    """max_length must fit the model's positions; the tokenizer learns the model's limit (saved with it)."""
+    from ..config import max_sequence_length
+    from ..tokenizer import fit_to_model
+
+    limit = max_sequence_length(model_config)
+    if max_length > limit:
+        raise ValueError(f"max_length={max_length} is longer than the model takes: {limit} tokens "
+                         f"(max_position_embeddings={model_config.max_position_embeddings} less RoBERTa's offset "
+                         f"{model_config.pad_token_id + 1}); use --max-length {limit} or less")
+    fit_to_model(tokenizer, model_config)
+
+
+def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output folder that cannot be written, is in use by another run, or holds
+    an earlier run that this one would mix with (train() checks again, holding the folder's lock)."""
+    check_output(output_dir, "output_dir", folder=True)
+    if not os.path.isdir(output_dir):
+        return
+    with exclusive_lock(output_dir):
+        if not resume:
+            fresh_output(output_dir, overwrite, remove=False)
+
+
+def fresh_output(output_dir: str, overwrite: bool, remove: bool) -> None:
+    """A new run may not mix with an earlier run's files: checkpoints want --resume, a finished run
+    (best/, last/ or metrics.jsonl) wants --overwrite, which removes those (when `remove`)."""
+    folder = os.path.join(output_dir, "checkpoints")
+    if os.path.isdir(folder) and any(n.startswith("step-") for n in os.listdir(folder)):
+        raise ValueError(f"output_dir={output_dir!r} already holds checkpoints; pass resume=True (--resume) "
+                         "to continue that run, or choose another output folder")
+    finished = [name for name in ("best", "last", "metrics.jsonl") if os.path.exists(os.path.join(output_dir, name))]
+    if finished and not overwrite:
+        raise ValueError(f"output_dir={output_dir!r} holds a finished run ({', '.join(finished)}); pass "
+                         "overwrite=True (--overwrite) to replace it, or choose another output folder")
+    for name in finished if remove else ():
+        path = os.path.join(output_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+
 class Trainer:
     """Trains a model on one task; see the module docstring. `model` and `tokenizer` may be given as objects
     (then config.model is only needed for a tokenizer when none is given)."""
@@ -215,10 +252,11 @@ class Trainer:
         from ..tokenizer import AutoTokenizer
 
         config.check()
+        check_output(config.output_dir, "output_dir", folder=True)  # before any work
         self.config = config
         self.dist = setup_distributed()
         if config.device:
-            self.device = torch.device(config.device)
+            self.device = as_device(config.device)
         elif torch.cuda.is_available():
             self.device = torch.device("cuda", self.dist.local_rank)
         else:
@@ -256,6 +294,7 @@ class Trainer:
             model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
         else:
             self._adopt_labels(model)
+        check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
                              f"{model.config.vocab_size}; use the model's own tokenizer")
@@ -272,6 +311,7 @@ class Trainer:
         self.metrics_path = os.path.join(config.output_dir, "metrics.jsonl")
         self.history: list[dict] = []
         self.best: Optional[dict] = None
+        self.steps_taken = 0  # optimizer updates made (not skipped) by this process, resumed runs included
 
     def _adopt_labels(self, model) -> None:
         """Give a model passed in the data's label names (when its head has the right size)."""
@@ -344,6 +384,12 @@ class Trainer:
         """
         cfg = self.config
         os.makedirs(os.path.join(cfg.output_dir, "checkpoints"), exist_ok=True)
+        # One run per output folder, for the whole run (rank 0 holds the lock for the job).
+        with exclusive_lock(cfg.output_dir) if self.dist.is_main else contextlib.nullcontext():
+            return self._train(resume)
+
+    def _train(self, resume) -> dict:
+        cfg = self.config
         total = self.total_steps()
         per_epoch = self.steps_per_epoch()
         if per_epoch == 0:
@@ -355,10 +401,8 @@ class Trainer:
         if resume:
             step, epoch, step_in_epoch = self._resume(cfg.output_dir if resume is True else resume,
                                                       optimizer, scheduler, scaler)
-        elif self.dist.is_main and any(n.startswith("step-") for n in os.listdir(os.path.join(cfg.output_dir,
-                                                                                               "checkpoints"))):
-            raise ValueError(f"output_dir={cfg.output_dir!r} already holds checkpoints; pass resume=True (--resume) "
-                             "to continue that run, or choose another output folder")
+        elif self.dist.is_main:
+            fresh_output(cfg.output_dir, cfg.overwrite, remove=True)
         if self.dist.is_main:
             self._clean_temporaries()
         self.log(f"training {self.task.name}: {len(self.train_features)} features, {total} steps of "
@@ -401,11 +445,16 @@ class Trainer:
                 if step >= total:
                     break
         bar.close()
+        if self.steps_taken == 0:
+            raise NonFiniteLossError(f"no optimizer step was taken: all {total} steps had a non-finite loss and "
+                                     "were skipped (on_nonfinite='skip'); no model was saved. Check the data "
+                                     "(labels) and the settings, or run with on_nonfinite='stop' to see the first")
         if self.dist.is_main:
             self._save_model(os.path.join(cfg.output_dir, "last"), results)
+            self._save_top()
             self.plot()
             self.log(f"saved {os.path.join(cfg.output_dir, 'last')}" +
-                     (f" and best ({self.task.metric} {self.best['value']:.4f} at step {self.best['step']})"
+                     (f" and best ({self.best['metric']} {self.best['value']:.4f} at step {self.best['step']})"
                       if self.best else ""))
         self._barrier()
         return results or (self.history[-1] if self.history else {})
@@ -440,6 +489,7 @@ class Trainer:
         if skipped:
             optimizer.zero_grad(set_to_none=True)
             return float("nan")
+        self.steps_taken += 1
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -495,27 +545,46 @@ class Trainer:
             self.log(f"validation: {shown}")
 
     def _maybe_save_best(self, results: dict, step: int) -> None:
-        value = results.get(self.task.metric)
+        metric, greater = self.task.metric, self.task.greater_is_better
+        value = results.get(metric)
+        if value is not None and math.isnan(value):
+            # An undefined metric (Pearson of constant labels or predictions): the lowest loss picks best/.
+            self.log(f"validation {metric} is NaN (constant labels or predictions?); best/ is chosen by the "
+                     "validation loss until it is a number")
+            metric, greater, value = "loss", False, results.get("loss")
         if value is None or math.isnan(value):
             return
-        better = self.best is None or (value > self.best["value"] if self.task.greater_is_better
-                                       else value < self.best["value"])
+        if self.best is None or self.best["metric"] != metric:  # a real metric replaces the loss stand-in
+            better = self.best is None or metric == self.task.metric
+        else:
+            better = value > self.best["value"] if greater else value < self.best["value"]
         if better:
-            self.best = {"metric": self.task.metric, "value": value, "step": step}
+            self.best = {"metric": metric, "value": value, "step": step}
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
     def _save_model(self, target: str, results: dict) -> None:
         """model + tokenizer + config (+ eval_results.json) into `target`, atomically."""
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(target)}-", dir=os.path.dirname(target))
-        self.model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        base = None if self.config.from_scratch else self.config.model
-        atomic_write_text(os.path.join(tmp, "README.md"),
-                          model_card(self.task.name, self.task.metric, base, results))
-        if results:
-            atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
-        replace_folder(tmp, target)
+        with atomic_folder(target) as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            base = None if self.config.from_scratch else self.config.model
+            atomic_write_text(os.path.join(tmp, "README.md"),
+                              model_card(self.task.name, self.task.metric, base, results))
+            if results:
+                atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
+
+    def _save_top(self) -> None:
+        """The best model (or the last, without validation data) at the top of output_dir as well, so that
+        from_pretrained(output_dir) loads it, as it loads a transformers training run's folder."""
+        source = os.path.join(self.config.output_dir, "best" if self.best else "last")
+        with atomic_folder(self.config.output_dir) as tmp:
+            for name in os.listdir(source):
+                target = os.path.join(tmp, name)
+                if os.path.isfile(os.path.join(source, name)):
+                    if os.path.lexists(target):
+                        os.unlink(target)
+                    shutil.copy2(os.path.join(source, name), target)
 
     def plot(self) -> Optional[str]:
         """Draw the training and validation curves into output_dir/curves.png (needs matplotlib)."""
@@ -569,29 +638,43 @@ class Trainer:
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rngs, "best": self.best,
                 "world_size": self.dist.world_size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-                "seed": cfg.seed,
+                "seed": cfg.seed, "steps_taken": self.steps_taken, "settings": self.settings(),
             }
             folder = os.path.join(cfg.output_dir, "checkpoints")
-            tmp = tempfile.mkdtemp(prefix=f".tmp-step-{step:08d}-", dir=folder)
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
-            atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
-            replace_folder(tmp, os.path.join(folder, f"step-{step:08d}"))
+            with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
+                self.model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
+                atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
             complete = sorted(n for n in os.listdir(folder) if n.startswith("step-"))
             for name in complete[:-cfg.keep_checkpoints]:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
         self._barrier()
 
+    def settings(self) -> dict:
+        """Every setting that changes the run's trajectory, as stored in checkpoints and compared on resume."""
+        cfg, config = self.config, self.model.config
+        names = ("task", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay",
+                 "warmup_ratio", "warmup_steps", "max_grad_norm", "max_length", "stride", "label_all_pieces",
+                 "mlm_probability", "mask_mode", "precision", "seed")
+        return {**{name: getattr(cfg, name) for name in names}, "world_size": self.dist.world_size,
+                "model": f"{type(self.model).__name__} ({config.num_hidden_layers} layers x {config.hidden_size}, "
+                         f"vocab {config.vocab_size}, {config.num_labels} labels)",
+                "train": file_fingerprint(cfg.train)}
+
     def _resume(self, path, optimizer, scheduler, scaler) -> tuple[int, int, int]:
         folder = find_checkpoint(path)
         state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
-        cfg = self.config
-        for name, now in (("world_size", self.dist.world_size), ("batch_size", cfg.batch_size),
-                          ("grad_accum", cfg.grad_accum), ("seed", cfg.seed)):
-            if state[name] != now:
-                raise ValueError(f"cannot resume from {folder}: it was written with {name}={state[name]}, this run "
-                                 f"has {name}={now}; the data order depends on it, so resume with the same value")
+        # Checkpoints written before settings were stored have the four that set the data order.
+        before = state.get("settings") or {name: state[name] for name in ("world_size", "batch_size", "grad_accum",
+                                                                          "seed")}
+        now = self.settings()
+        changed = [f"{name}={before[name]!r} then, {now.get(name)!r} now" for name in before
+                   if before[name] != now.get(name)]
+        if changed:
+            raise ValueError(f"cannot resume from {folder}: the run would not continue exactly, since "
+                             f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
+                             "another output folder")
         loaded = type(self.model).from_pretrained(folder)
         self.model.load_state_dict(loaded.state_dict())
         self.model.config = loaded.config
@@ -604,6 +687,7 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.best = state["best"]
         step = state["step"]
+        self.steps_taken = state.get("steps_taken", step)
         if self.dist.is_main and os.path.exists(self.metrics_path):
             # Entries past the checkpoint are redone by the resumed run; keep only those before it.
             with open(self.metrics_path, encoding="utf-8") as f:
@@ -615,7 +699,7 @@ class Trainer:
 
     def _clean_temporaries(self) -> None:
         """Tidy up after a killed run: half-written folders (never read) go; a folder moved aside by
-        replace_folder whose replacement never arrived is moved back."""
+        files.replace_folder whose replacement never arrived is moved back."""
         for base in (self.config.output_dir, os.path.join(self.config.output_dir, "checkpoints")):
             for name in sorted(os.listdir(base)):
                 path = os.path.join(base, name)
@@ -660,13 +744,18 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     """The metrics of a saved model (folder or hub id, with its tokenizer) on a data file."""
     from ..tokenizer import AutoTokenizer
 
+    for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} is not allowed: an int >= 1")
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     task_object = make_task(task, tokenizer, max_length, stride=stride, **task_options)
     loaded = load_model(task_object, model)
+    check_length(max_length=max_length, tokenizer=tokenizer, model_config=loaded.config)
     task_object.from_config(loaded.config)
     examples = task_object.examples(read_records(data))
     features = task_object.features(examples)
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    target = as_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
