@@ -13,10 +13,9 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
-                   "special_tokens_map.json", "added_tokens.json")
+from .files import TOKENIZER_FILES, atomic_folder, check_new_folder
+
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -114,31 +113,6 @@ def check_ids(vocab_size: int, length: int = 16):
     return torch.tensor([[0] + body + [2]])
 
 
-def check_new_folder(output: str) -> None:
-    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
-        raise FileExistsError(f"--output {output} already exists and is not an empty folder; choose a new one")
-
-
-def write_folder(output: str, fill) -> None:
-    """Fill a new folder beside `output`, then rename it to `output`: readers never see half a checkpoint."""
-    output = os.path.abspath(output)
-    check_new_folder(output)
-    parent = os.path.dirname(output)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output)}.", suffix=".tmp", dir=parent)
-    try:
-        fill(tmp)
-        umask = os.umask(0)  # mkdtemp makes a 0700 folder; give it the mode a plain mkdir would
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if os.path.isdir(output):
-            os.rmdir(output)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def copy_tokenizer(source, folder: str) -> list[str]:
     """Copy the tokenizer files `source` (folder or hub id) has into `folder`; their names."""
     from .hub import resolve_file
@@ -205,7 +179,8 @@ def convert(source: str, output: str, tokenizer=None, dtype=None) -> dict:
         if tokenizer and not copied:
             raise FileNotFoundError(f"--tokenizer {tokenizer} has none of {', '.join(TOKENIZER_FILES)}")
 
-    write_folder(output, fill)
+    with atomic_folder(output) as folder:  # filled beside, renamed into place
+        fill(folder)
     config = model.config
     loaded = getattr(modeling, type(model).__name__).from_pretrained(output)
     ids = check_ids(config.vocab_size, min(16, config.max_position_embeddings - config.pad_token_id - 1))

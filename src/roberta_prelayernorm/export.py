@@ -15,14 +15,14 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
+
+from .files import TOKENIZER_FILES, atomic_folder, check_new_folder
 
 # The fields each head's ONNX graph returns, in order.
 OUTPUT_FIELDS = {
     "RobertaPreLayerNormModel": ("last_hidden_state", "pooler_output"),
     "RobertaPreLayerNormForQuestionAnswering": ("start_logits", "end_logits"),
 }
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def load_model(folder: str):
@@ -119,13 +119,9 @@ def largest_difference(model, path: str) -> float:
 
 def export_folder(model_dir: str, output: str, int8: bool = False, opset=None) -> dict:
     """model.onnx (+ model_int8.onnx), config and tokenizer into `output`; the largest differences from PyTorch."""
-    if os.path.exists(output):
-        raise FileExistsError(f"--output {output} already exists; choose a new folder or remove it")
+    check_new_folder(output)
     model = load_model(model_dir)
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(output)}-", dir=parent)
-    try:
+    with atomic_folder(output) as tmp:  # filled beside, renamed into place
         export_onnx(model, os.path.join(tmp, "model.onnx"), opset=opset)
         differences = {"model.onnx": largest_difference(model, os.path.join(tmp, "model.onnx"))}
         if int8:
@@ -138,18 +134,7 @@ def export_folder(model_dir: str, output: str, int8: bool = False, opset=None) -
         for name in TOKENIZER_FILES:
             if os.path.isfile(os.path.join(model_dir, name)):
                 shutil.copy2(os.path.join(model_dir, name), tmp)
-        os.chmod(tmp, 0o777 & ~_umask())
-        os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return differences
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 EXAMPLES = """examples:

@@ -9,6 +9,10 @@ import os
 import shutil
 import tempfile
 
+# The files a saved tokenizer may consist of (copied whole by convert and export).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json")
+
 
 def atomic_write(path: str, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, flush it to disk, then rename it to `path`."""
@@ -19,15 +23,20 @@ def atomic_write(path: str, write) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        # mkstemp makes 0600 files; give the file the mode a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        plain_mode(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def plain_mode(path: str, mode: int) -> None:
+    """mkstemp and mkdtemp make 0600 files and 0700 folders: give `path` the mode a plain open() or mkdir()
+    would (`mode` less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -59,6 +68,7 @@ def atomic_folder(path: str):
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
+    plain_mode(tmp, 0o777)  # a folder that existed keeps its own mode (copytree copies it below)
     token = _OPEN_FOLDERS.set(_OPEN_FOLDERS.get() + (tmp,))
     try:
         if os.path.isdir(path):
@@ -133,6 +143,12 @@ def exclusive_lock(folder: str, name: str = ".lock"):
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def check_new_folder(path: str, name: str = "--output") -> None:
+    """Refuse to write a new folder over anything but nothing or an empty folder."""
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise FileExistsError(f"{name} {path} already exists and is not an empty folder; choose a new one")
 
 
 def check_output(path: str, name: str, folder: bool = False) -> None:
