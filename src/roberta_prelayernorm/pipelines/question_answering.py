@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tokenizer import window_room
 from .base import Pipeline, check_int
 
 
@@ -69,12 +70,14 @@ class QuestionAnsweringPipeline(Pipeline):
                 raise ValueError(f"{key} must be a non-empty string, got {item[key]!r:.80}")
         question = self.truncate_question(item["question"], options["max_question_len"])
         # <s> question </s></s> context </s>: what is left for the context must exceed the overlap of chunks.
-        room = options["max_seq_len"] - len(self.tokenizer(question, add_special_tokens=False)["input_ids"]) - 4
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        question_tokens = len(self.tokenizer(question, add_special_tokens=False)["input_ids"])
+        room = window_room(options["max_seq_len"], specials, question_tokens)
         if options["doc_stride"] >= room:
             raise ValueError(
                 f"doc_stride={options['doc_stride']} leaves no room for the context: max_seq_len="
-                f"{options['max_seq_len']} minus the question and 4 special tokens is {room}; use a smaller "
-                "doc_stride, a larger max_seq_len or a shorter max_question_len"
+                f"{options['max_seq_len']} minus the question and {specials} special tokens is {room}; use a "
+                "smaller doc_stride, a larger max_seq_len or a shorter max_question_len"
             )
         encoding = self.tokenizer(question, item["context"], truncation="only_second",
                                   max_length=options["max_seq_len"], stride=options["doc_stride"],

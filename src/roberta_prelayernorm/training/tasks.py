@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from . import metrics
 from .collate import MASK_MODES, collate, mask_tokens
 from .data import Record
+from ..tokenizer import window_room
 from .formats import TASKS
 
 
@@ -327,7 +328,8 @@ class QuestionAnswering(Task):
     def features(self, examples):
         features = []
         for n, e in enumerate(examples):
-            room = self.max_length - len(self.tokenizer(e["question"], add_special_tokens=False)["input_ids"]) - 4
+            question_tokens = len(self.tokenizer(e["question"], add_special_tokens=False)["input_ids"])
+            room = window_room(self.max_length, self.tokenizer.num_special_tokens_to_add(pair=True), question_tokens)
             if room <= self.stride:
                 raise ValueError(
                     f"{e['where']}: field 'question' is too long for max_length={self.max_length} with "
