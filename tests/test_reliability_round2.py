@@ -311,7 +311,7 @@ def test_resume_names_the_setting_that_changed(tmp_path, tiny, change, named):
 
 # -- 4 and 9. data errors name the file, line and field --------------------------------------------------------
 from roberta_prelayernorm.training import DataError, read_records  # noqa: E402
-from roberta_prelayernorm.training.tasks import make_task  # noqa: E402
+from roberta_prelayernorm.tasks import make_task  # noqa: E402
 
 
 def fit_labels(tmp_path, labels, tokenizer):

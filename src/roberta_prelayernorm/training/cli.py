@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from .formats import FORMATS, TASKS
+from ..tasks import FORMATS, TASKS
 
 TRAIN_EXAMPLES = """examples:
   # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)
@@ -35,7 +35,7 @@ def add_commands(subparsers) -> None:
         description="Train a model on local data; one process, or many under torchrun.\n\n" + FORMATS,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EXAMPLES,
     )
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=tuple(TASKS))
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id to start from")
     parser.add_argument("--train", required=True, help="training data: .jsonl, .csv, or a datasets folder")
     parser.add_argument("--validation", help="validation data, same format (metrics and the best model need it)")
@@ -88,7 +88,7 @@ def add_commands(subparsers) -> None:
         epilog="example:\n  roberta-prelayernorm evaluate --task sequence-classification --model out/sst2/best "
                "--data dev.jsonl",
     )
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=tuple(TASKS))
     parser.add_argument("--model", required=True, help="folder (e.g. OUTPUT/best) or hub id")
     parser.add_argument("--data", required=True, help=".jsonl, .csv, or a datasets folder")
     parser.add_argument("--batch-size", type=int, default=32)

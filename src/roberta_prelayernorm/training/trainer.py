@@ -35,7 +35,7 @@ from ..files import atomic_folder, atomic_write, atomic_write_text, check_output
 from ..pipelines.base import as_device
 from .card import model_card
 from .data import read_records
-from .tasks import TASKS, Task, make_task
+from ..tasks import TASKS, Task, make_task
 
 logger = logging.getLogger("roberta_prelayernorm.training")
 
@@ -178,11 +178,11 @@ def find_checkpoint(path: str) -> str:
 
 def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
     """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
-    import roberta_prelayernorm as rp
+    from ..config import RobertaPreLayerNormConfig
 
-    cls = getattr(rp, task.model_class)
+    cls = task.head_class()
     if from_scratch:
-        config = rp.RobertaPreLayerNormConfig.from_pretrained(name_or_path)
+        config = RobertaPreLayerNormConfig.from_pretrained(name_or_path)
         config.update(overrides)
         return cls(config)
     # A head trained for another label set is replaced, with a warning, rather than refused.
