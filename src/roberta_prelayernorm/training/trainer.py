@@ -280,6 +280,8 @@ class Trainer:
                 raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
                                  f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
             model.config.update(overrides)
+        if "sparse_prediction" in overrides:  # masked-lm: the LM head runs at the masked positions only
+            model.config.sparse_prediction = overrides["sparse_prediction"]
 
     # -- helpers ----------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
