@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 COMMAND_MODULES = (
     "roberta_prelayernorm.demo",
     "roberta_prelayernorm.training.cli",
+    "roberta_prelayernorm.training.corpus_cli",
     "roberta_prelayernorm.pipelines.cli",
 )
 

@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from ..files import atomic_write, atomic_write_text
+from . import corpus
 from .data import read_records
 from .tasks import TASKS, Task, make_task
 
@@ -239,10 +240,14 @@ class Trainer:
                               mask_mode=config.mask_mode)
         if config.train is None:
             raise ValueError("config.train is not set: give a training data file")
-        train_records = read_records(config.train)
-        self.task.fit(train_records)
-        self.train_examples = self.task.examples(train_records)
-        self.train_features = self.task.features(self.train_examples)
+        if corpus.is_corpus(config.train):  # a tokenize-corpus folder: blocks read on demand
+            if config.task != "masked-lm":
+                raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
+            self.train_features = corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
+        else:
+            train_records = read_records(config.train)
+            self.task.fit(train_records)
+            self.train_features = self.task.features(self.task.examples(train_records))
         self.eval_examples = self.eval_features = None
         if config.validation:
             self.eval_examples = self.task.examples(read_records(config.validation))
