@@ -65,6 +65,9 @@ class TrainingConfig:
     grad_accum: int = 1
     learning_rate: float = 5e-5
     weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
     warmup_ratio: float = 0.0
     warmup_steps: Optional[int] = None  # overrides warmup_ratio
     max_grad_norm: float = 1.0  # 0 turns clipping off
@@ -103,6 +106,9 @@ class TrainingConfig:
             need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
         need(self.learning_rate > 0, "learning_rate", "a number > 0")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        for name in ("adam_beta1", "adam_beta2"):
+            need(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
+        need(self.adam_epsilon > 0, "adam_epsilon", "a number > 0")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
@@ -336,7 +342,8 @@ class Trainer:
                 # Biases and LayerNorm weights are not decayed (as in BERT and RoBERTa training).
                 (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate,
+                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
         warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
         return optimizer, scheduler
