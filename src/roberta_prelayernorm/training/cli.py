@@ -85,6 +85,8 @@ def add_commands(subparsers) -> None:
                         help="continue from the latest checkpoint in --output, or from DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda:LOCAL_RANK if available)")
+    parser.add_argument("--peak-flops", type=float,
+                        help="the GPU's peak FLOP/s, for the MFU in the log (default: a table of bf16 peaks by name)")
     parser.add_argument("--recipe", choices=RECIPES,
                         help="a named preset of the options above; options given explicitly win (efficient-mlm: "
                              "the efficient_mlm checkpoints' pre-training, see the README)")
@@ -135,7 +137,7 @@ def run_train(args) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, progress=not args.no_progress,
-        device=args.device, **given,
+        device=args.device, peak_flops=args.peak_flops, **given,
     )
     trainer = Trainer(config)
     results = trainer.train(resume=args.resume)

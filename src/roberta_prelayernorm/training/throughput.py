@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-# Dense bf16 tensor-core peak FLOP/s (no sparsity), by a substring of torch.cuda.get_device_name().
+# Dense bf16 tensor-core peak FLOP/s (no sparsity), by a substring of torch.cuda.get_device_name(); other
+# GPUs: pass peak_flops (--peak-flops).
 PEAK_BF16_FLOPS = {
     "H200": 989e12,
+    "H100 80GB HBM3": 989e12,  # SXM
     "H100 SXM": 989e12,
     "H100 NVL": 835e12,
-    "H100 PCIe": 756e12,
-    "H100": 756e12,  # unknown H100 form factor: the lowest
+    "H100": 756e12,  # PCIe, and any other H100: the lowest
     "A100": 312e12,
-    "A10G": 70e12,
     "L40S": 362e12,
-    "L4": 121e12,
-    "RTX 4090": 165e12,
-    "RTX 3090": 71e12,
 }
 
 
@@ -43,24 +40,22 @@ def train_flops_per_token(config, seq_len: int, predicted_fraction: float = 1.0)
 
 
 class Throughput:
-    """Counts tokens between reports; `report()` gives tokens/s (and MFU when the peak is known)."""
+    """Tokens and seconds of training steps between reports (this process's); evaluation and saving are not
+    counted."""
 
-    def __init__(self, flops_per_token: float, peak: Optional[float], world_size: int = 1):
-        import time
+    def __init__(self, flops_per_token: float, peak: Optional[float]):
+        self.flops_per_token, self.peak = flops_per_token, peak
+        self.tokens, self.seconds = 0, 0.0
 
-        self.clock = time.perf_counter
-        self.flops_per_token, self.peak, self.world_size = flops_per_token, peak, world_size
-        self.tokens, self.start = 0, self.clock()
-
-    def add(self, tokens: int) -> None:
+    def add(self, tokens: int, seconds: float) -> None:
         self.tokens += tokens
+        self.seconds += seconds
 
     def report(self) -> dict:
-        """{"tokens_per_s": all processes together, "mfu": per device} since the last report; then resets."""
-        seconds = max(self.clock() - self.start, 1e-9)
-        rate = self.tokens * self.world_size / seconds
-        out = {"tokens_per_s": round(rate, 1)}
+        """{"tokens_per_s": ..., "mfu": ... (when the peak is known)} since the last report; then resets."""
+        rate = self.tokens / max(self.seconds, 1e-9)
+        out = {"tokens_per_s": rate}
         if self.peak:
-            out["mfu"] = round(rate / self.world_size * self.flops_per_token / self.peak, 4)
-        self.tokens, self.start = 0, self.clock()
+            out["mfu"] = rate * self.flops_per_token / self.peak
+        self.tokens, self.seconds = 0, 0.0
         return out

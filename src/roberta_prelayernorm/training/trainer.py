@@ -86,6 +86,7 @@ class TrainingConfig:
     on_nonfinite: str = "stop"  # or "skip": drop the step's update and go on
     progress: bool = True
     device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
+    peak_flops: Optional[float] = None  # a GPU's peak FLOP/s for MFU; default: throughput.PEAK_BF16_FLOPS by name
 
     def check(self) -> None:
         """Raise ValueError naming the first impossible setting."""
@@ -109,6 +110,7 @@ class TrainingConfig:
         for name in ("adam_beta1", "adam_beta2"):
             need(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
         need(self.adam_epsilon > 0, "adam_epsilon", "a number > 0")
+        need(self.peak_flops is None or self.peak_flops > 0, "peak_flops", "a number > 0 (or unset)")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
@@ -383,11 +385,14 @@ class Trainer:
         bar = tqdm(total=total, initial=step, disable=not (cfg.progress and self.dist.is_main), unit="step")
         module = self.ddp or self.model
         module.train()
-        running, results = [], {}
+        running, results, speed = [], {}, {}
+        throughput = self._throughput()
         while step < total:
             plan = self.epoch_plan(epoch)
             for k in range(step_in_epoch, len(plan)):
-                loss = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                started = time.perf_counter()
+                loss, tokens = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                throughput.add(tokens, time.perf_counter() - started)
                 running.append(loss)
                 step += 1
                 step_in_epoch = k + 1
@@ -396,11 +401,13 @@ class Trainer:
                     epoch, step_in_epoch = epoch + 1, 0
                 lr = scheduler.get_last_lr()[0]
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
+                                **{k: f"{v:.3g}" for k, v in speed.items()})  # of the last log
                 if step % cfg.log_every == 0 or step == total:
                     mean = self._reduce_mean(sum(running) / len(running))
+                    speed = self._speed(throughput.report())
                     self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
-                                  "loss": mean, "learning_rate": lr})
+                                  "loss": mean, "learning_rate": lr, **speed})
                     running = []
                 due = (lambda every: step % every == 0 if every else epoch_end)
                 if self.eval_features is not None and (due(cfg.eval_every) or step == total):
@@ -423,14 +430,36 @@ class Trainer:
         self._barrier()
         return results or (self.history[-1] if self.history else {})
 
-    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> float:
-        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples."""
+    def _throughput(self):
+        """Tokens/s of the training steps, and MFU where the GPU's peak FLOP/s is known (or given)."""
+        from .throughput import Throughput, peak_flops, train_flops_per_token
+
+        cfg, config = self.config, self.model.config
+        predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
+        if self.task.name == "masked-lm":
+            predicted = cfg.mlm_probability if getattr(config, "sparse_prediction", False) else 1.0
+        peak = cfg.peak_flops
+        if peak is None and self.device.type == "cuda":
+            peak = peak_flops(torch.cuda.get_device_name(self.device))
+        return Throughput(train_flops_per_token(config, cfg.max_length, predicted), peak)
+
+    def _speed(self, local: dict) -> dict:
+        """tokens_per_s of all processes together and the mean MFU of the devices, rounded for the log."""
+        out = {"tokens_per_s": round(self._reduce_mean(local["tokens_per_s"]) * self.dist.world_size, 1)}
+        if "mfu" in local:
+            out["mfu"] = round(self._reduce_mean(local["mfu"]), 4)
+        return out
+
+    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> tuple[float, int]:
+        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples
+        and the number of (non-padding) tokens it trained on."""
         cfg, world = self.config, self.dist.world_size
         examples = sum(len(b) for b in micro_batches) * world
-        total_loss, skipped = 0.0, False
+        total_loss, skipped, tokens = 0.0, False, 0
         for j, indices in enumerate(micro_batches):
             batch = self.task.collate([self.train_features[i] for i in indices],
                                       generator(cfg.seed, epoch, k, j, self.dist.rank))
+            tokens += int(batch["attention_mask"].sum())
             batch = {key: value.to(self.device) for key, value in batch.items()}
             last = j == len(micro_batches) - 1
             # Under DDP, gradients are averaged across processes only on the last micro-batch of a step.
@@ -452,7 +481,7 @@ class Trainer:
             total_loss += loss.item() * len(indices)
         if skipped:
             optimizer.zero_grad(set_to_none=True)
-            return float("nan")
+            return float("nan"), tokens
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -460,7 +489,7 @@ class Trainer:
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return total_loss * world / examples
+        return total_loss * world / examples, tokens
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether every process's loss is finite (all must agree, or the gradient all-reduce would hang)."""
