@@ -202,6 +202,38 @@ def find_checkpoint(path: str) -> str:
     return os.path.join(folder, steps[-1])
 
 
+class EpochPlan:
+    """The steps of one epoch for one process, each a list of grad_accum micro-batches of feature indices.
+
+    A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes the
+    r-th slice, so N processes see together exactly what one process with N times the batch sees. The
+    shuffle is one int64 tensor and each step's indices are made when asked for, so a corpus of many millions
+    of blocks costs 8 bytes per block, not Python lists.
+    """
+
+    def __init__(self, count: int, shuffle: torch.Generator, batch_size: int, grad_accum: int, process: Distributed):
+        world = process.world_size
+        self.total, self.count = count, count - count % world  # every rank gets equal shares (drops < world)
+        self.shuffle, self.order = shuffle, None
+        self.size, self.grad_accum, self.rank, self.world = batch_size * world, grad_accum, process.rank, world
+        self.batches = math.ceil(self.count / self.size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.batches / self.grad_accum)
+
+    def __getitem__(self, k: int) -> list[list[int]]:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        if self.order is None:
+            self.order = torch.randperm(self.total, generator=self.shuffle)[:self.count]
+        step = []
+        for b in range(k * self.grad_accum, min((k + 1) * self.grad_accum, self.batches)):
+            batch = self.order[b * self.size:(b + 1) * self.size]
+            share = len(batch) // self.world
+            step.append(batch[self.rank * share:(self.rank + 1) * share].tolist())
+        return step
+
+
 def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
     """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
     import roberta_prelayernorm as rp
@@ -312,22 +344,11 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def epoch_plan(self, epoch: int) -> list[list[list[int]]]:
-        """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches.
-
-        A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes
-        the r-th slice, so N processes see together exactly what one process with N times the batch sees.
-        """
-        cfg, world = self.config, self.dist.world_size
-        order = torch.randperm(len(self.train_features), generator=generator(cfg.seed, epoch)).tolist()
-        order = order[:len(order) - len(order) % world]  # every rank gets equal shares (drops < world_size)
-        size = cfg.batch_size * world
-        batches = []
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
-            share = len(batch) // world
-            batches.append(batch[self.dist.rank * share:(self.dist.rank + 1) * share])
-        return [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+    def epoch_plan(self, epoch: int) -> "EpochPlan":
+        """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches."""
+        cfg = self.config
+        return EpochPlan(len(self.train_features), generator(cfg.seed, epoch), cfg.batch_size, cfg.grad_accum,
+                         self.dist)
 
     def steps_per_epoch(self) -> int:
         return len(self.epoch_plan(0))
