@@ -66,12 +66,15 @@ def test_loss_and_logits_equal_dense_and_transformers(padding):
     torch.testing.assert_close(s.loss, t.loss, atol=TOL, rtol=0)
 
 
-def test_gradients_equal_dense():
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_gradients_equal_dense(checkpointing):
     dense, sparse = pair(seed=3)
     input_ids, attention_mask, token_type_ids, labels = mlm_batch(seed=3)
     losses = []
     for model in (dense, sparse):
         model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
         loss = model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, labels=labels).loss
         loss.backward()
         losses.append(loss)
@@ -88,13 +91,20 @@ def test_last_layer_runs_at_labelled_positions_only():
     assert M < real
     assert last_layer_rows(sparse, lambda: sparse(input_ids, attention_mask=attention_mask, labels=labels)) == M
     # asking for hidden states or attentions needs every position of the last layer: the exact dense layer runs
+    dense, _ = pair()
+    expected = dense(input_ids, attention_mask=attention_mask, labels=labels)
     for flag in ("output_hidden_states", "output_attentions"):
         run = lambda: sparse(input_ids, attention_mask=attention_mask, labels=labels, **{flag: True})  # noqa: E731
         assert last_layer_rows(sparse, run) == real
         out = sparse(input_ids, attention_mask=attention_mask, labels=labels, **{flag: True})
         assert out.logits.shape == (M, 99)
+        torch.testing.assert_close(out.loss, expected.loss, atol=TOL, rtol=0)
+        torch.testing.assert_close(out.logits, expected.logits[labels != -100], atol=TOL, rtol=0)
+    hidden = sparse(input_ids, attention_mask=attention_mask, labels=labels, output_hidden_states=True).hidden_states
+    reference = dense(input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+    for ours, theirs in zip(hidden, reference, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=TOL, rtol=0)
     # a 3D attention mask gives each query its own keys: dense last layer, sparse head, same loss as dense
-    dense, _ = pair()
     mask3d = attention_mask[:, None, :].expand(-1, input_ids.size(1), -1)
     run = lambda: sparse(input_ids, attention_mask=mask3d, labels=labels)  # noqa: E731
     assert last_layer_rows(sparse, run) == input_ids.numel()

@@ -478,7 +478,8 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
             sequence_output = sequence_output.squeeze(0)
         elif packing is not None:  # back to (B, T, C), zeros at padding
             sequence_output = packing.pad(sequence_output)
-            hidden_states = None if hidden_states is None else tuple(packing.pad(h) for h in hidden_states)
+        if packing is not None and hidden_states is not None:
+            hidden_states = tuple(packing.pad(h) for h in hidden_states)
         pooled_output = self.pooler(sequence_output) if self.pooler is not None and selection is None else None
         if not return_dict:
             rest = tuple(v for v in (cache, hidden_states, attentions, cross_attentions) if v is not None)
