@@ -38,6 +38,15 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(tokenizer._tokenizer.to_str().encode("utf-8")).hexdigest()
 
 
+def save_array(path: str, array: np.ndarray) -> None:
+    """np.save, atomically (np.save given a name would add ".npy" to the temporary file's)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
 def is_corpus(path) -> bool:
     return path is not None and os.path.isfile(os.path.join(path, METADATA))
 
@@ -59,7 +68,7 @@ def read_texts(paths: list[str]) -> Iterator[str]:
                         raise CorpusError(f"{path}:{number}: expected a JSON object with a \"text\" string")
                     yield text
                 else:
-                    yield line.rstrip("\n")
+                    yield line.rstrip("\r\n")
 
 
 def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int = 100_000,
@@ -98,7 +107,7 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
         lengths = np.array([len(ids) for ids in encoding], dtype=np.int64)
         stream = np.fromiter((t for ids in encoding for t in ids), dtype=dtype, count=int(lengths.sum()))
         atomic_write(chunk_path(i, "bin"), stream.tofile)
-        atomic_write(chunk_path(i, "len"), lambda tmp: np.save(open(tmp, "wb"), lengths))  # noqa: SIM115
+        save_array(chunk_path(i, "len"), lengths)  # last: its presence marks the chunk done
 
     total_bytes = sum(s["bytes"] for s in plan["sources"])
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=not progress)
@@ -133,7 +142,7 @@ def _join_chunks(output: str, plan: dict, count: int) -> dict:
                     shutil.copyfileobj(f, out, 1 << 24)
 
     atomic_write(os.path.join(output, TOKENS), write_tokens)
-    atomic_write(os.path.join(output, DOCUMENTS), lambda tmp: np.save(open(tmp, "wb"), offsets))  # noqa: SIM115
+    save_array(os.path.join(output, DOCUMENTS), offsets)
     metadata = {**{k: v for k, v in plan.items() if k != "chunk_documents"},
                 "documents": len(offsets) - 1, "tokens": int(offsets[-1])}
     atomic_write_text(os.path.join(output, METADATA), json.dumps(metadata, indent=2) + "\n")
