@@ -112,19 +112,22 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
     total_bytes = sum(s["bytes"] for s in plan["sources"])
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=not progress)
     count, texts, done_bytes = 0, [], 0
+
+    def flush():
+        nonlocal count, texts
+        if not os.path.exists(chunk_path(count, "len")):  # finished chunks of a killed run are kept
+            write_chunk(count, texts)
+        count, texts = count + 1, []
+        bar.update(done_bytes - bar.n)
+
     for text in read_texts(paths):
         texts.append(text)
         done_bytes += len(text.encode("utf-8")) + 1
         if len(texts) == chunk_documents:
-            if not os.path.exists(chunk_path(count, "len")):  # finished chunks of a killed run are kept
-                write_chunk(count, texts)
-            count, texts = count + 1, []
-            bar.update(done_bytes - bar.n)
+            flush()
     if texts:
-        if not os.path.exists(chunk_path(count, "len")):
-            write_chunk(count, texts)
-        count += 1
-    bar.update(max(total_bytes - bar.n, 0))
+        flush()
+    bar.update(max(total_bytes - bar.n, 0))  # the text's bytes approximate the files' (blank lines, JSON)
     bar.close()
     return _join_chunks(output, plan, count)
 
