@@ -423,7 +423,7 @@ class Trainer:
                 lr = scheduler.get_last_lr()[0]
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
-                                **{k: f"{v:.3g}" for k, v in speed.items()})  # of the last log
+                                **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
                 if step % cfg.log_every == 0 or step == total:
                     mean = self._reduce_mean(sum(running) / len(running))
                     speed = self._speed(throughput.report())
