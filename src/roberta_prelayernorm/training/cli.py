@@ -43,7 +43,8 @@ def add_commands(subparsers) -> None:
     )
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id to start from")
-    parser.add_argument("--train", required=True, help="training data: .jsonl, .csv, or a datasets folder")
+    parser.add_argument("--train", required=True,
+                        help="training data: .jsonl, .csv, a datasets folder, or (masked-lm) a tokenize-corpus folder")
     parser.add_argument("--validation", help="validation data, same format (metrics and the best model need it)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--tokenizer", help="tokenizer folder or hub id (default: the model's)")
