@@ -72,16 +72,18 @@ def compare_cpu(args, size) -> None:
         }))
 
 
-def throughput_cuda(args, size) -> None:
+def throughput_gpu(args, size) -> None:
     import roberta_prelayernorm as rp
     from common import EFFICIENT_MLM
     from roberta_prelayernorm.training.throughput import peak_flops, train_flops_per_token
 
-    device = torch.device("cuda")
-    name = torch.cuda.get_device_name(device)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if cuda else machine()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     config = rp.RobertaPreLayerNormConfig(**EFFICIENT_MLM, **size, sparse_prediction=True)
     model = rp.RobertaPreLayerNormForMaskedLM(config).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=cuda)
     peak = args.peak_flops or peak_flops(name)
     print(f"device: {name}, torch {torch.__version__}\nmodel: {args.size} {size}, bf16 autocast, sparse prediction")
     for rate in args.rates:
@@ -90,7 +92,7 @@ def throughput_cuda(args, size) -> None:
                  dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels).items()}
 
         def step():
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 loss = model(**batch).loss
             loss.backward()
             optimizer.step()
@@ -98,15 +100,15 @@ def throughput_cuda(args, size) -> None:
 
         for _ in range(3):
             step()
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         for _ in range(args.steps):
             step()
-        torch.cuda.synchronize()
+        sync()
         seconds = (time.perf_counter() - start) / args.steps
         tokens = input_ids.numel() / seconds
         flops = train_flops_per_token(config, args.length, rate)
-        print(json.dumps({"workload": "mlm-train-step-cuda", "shape": list(input_ids.shape), "rate": rate,
+        print(json.dumps({"workload": f"mlm-train-step-{device.type}-bf16", "shape": list(input_ids.shape), "rate": rate,
                           "step_s": round(seconds, 4), "tokens_per_s": round(tokens),
                           "mfu": round(tokens * flops / peak, 3) if peak else None, "peak_flops": peak}))
 
@@ -124,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     args.batch_size = args.batch_size or (128 if args.device == "cuda" else 8)
     size = BASE if args.size == "base" else LARGE
-    (throughput_cuda if args.device == "cuda" else compare_cpu)(args, size)
+    (throughput_gpu if args.device == "cuda" else compare_cpu)(args, size)
 
 
 if __name__ == "__main__":
