@@ -1,6 +1,6 @@
 """The masked-LM pre-training step (forward, backward, AdamW) against transformers on the same weights.
 
-    python benchmarks/bench_pretraining.py [--size base|large] [--rates 0.15 0.4] [--pairs 5]
+    python benchmarks/bench_pretraining.py [--size base|large] [--rates 0.15 0.4] [--pairs 5] [--threads N]
     python benchmarks/bench_pretraining.py --device cuda      # bf16: tokens/s and MFU of this package
 
 Batches of packed 128-token blocks (no padding), a `rate` of the tokens replaced by <mask> and labelled.
@@ -123,7 +123,11 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--steps", type=int, default=20, help="timed steps on CUDA")
     parser.add_argument("--peak-flops", type=float, default=None, help="the GPU's bf16 peak FLOP/s for MFU")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: torch's); 1 gives steadier CPU seconds on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.batch_size = args.batch_size or (128 if args.device == "cuda" else 8)
     size = BASE if args.size == "base" else LARGE
     (throughput_gpu if args.device == "cuda" else compare_cpu)(args, size)
