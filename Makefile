@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test interop bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +19,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
+# Interop with the latest transformers 5.x (the tests' oracle is 4.57.6): save here, load there, and back.
+INTEROP_VENV ?= .venv-transformers5
+TRANSFORMERS5 ?= 5.24.0
+INTEROP_DIR := $(VENV)/interop
+
+$(INTEROP_VENV)/.installed:
+	python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/python -m pip install -q torch==2.13.0 transformers==$(TRANSFORMERS5)
+	touch $@
+
+interop: $(STAMP) $(INTEROP_VENV)/.installed
+	rm -rf $(INTEROP_DIR)
+	HF_HUB_OFFLINE=1 $(PY) .ci/interop.py save-ours $(INTEROP_DIR)
+	HF_HUB_OFFLINE=1 $(INTEROP_VENV)/bin/python .ci/interop.py check-and-save $(INTEROP_DIR)
+	HF_HUB_OFFLINE=1 $(PY) .ci/interop.py check-theirs $(INTEROP_DIR)
+
 # Timings against transformers on the same weights (minutes; run on a quiet machine).
 bench: $(STAMP)
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_inference.py --int8
@@ -28,4 +44,4 @@ bench: $(STAMP)
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_tokenizer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(INTEROP_VENV) .pytest_cache .hypothesis

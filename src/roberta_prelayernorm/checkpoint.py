@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from typing import Optional
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
-from .files import atomic_write
+from .files import atomic_write, atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 logger = logging.getLogger("roberta_prelayernorm")
@@ -100,6 +101,7 @@ class PreTrainedMixin:
     config: RobertaPreLayerNormConfig
     base_model_prefix: str
     _tied_weights_keys: list = []
+    _keys_to_ignore_on_save = None  # read by transformers' Trainer when it resumes
 
     def post_init(self) -> None:
         """Initialise weights (skipped on the meta device, where from_pretrained builds) and tie them."""
@@ -189,15 +191,28 @@ class PreTrainedMixin:
         return new
 
     # -- save ---------------------------------------------------------------------------------------
-    def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None) -> None:
+    def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None, *,
+                        is_main_process: bool = True, max_shard_size="5GB", push_to_hub: bool = False,
+                        **hub_kwargs) -> None:
         """Write config.json and model.safetensors (or pytorch_model.bin), each atomically.
 
         Tied weights are stored once, under the name transformers keeps; transformers loads the result.
+        Weights larger than `max_shard_size` (bytes or "500MB", "5GB", "2GiB") go into shards named and
+        indexed as transformers names them. `push_to_hub=True` then uploads the folder (`repo_id` defaults to
+        the folder's name; see push_to_hub for the other options).
         """
-        from safetensors.torch import save_file
-
-        os.makedirs(save_directory, exist_ok=True)
+        unknown = sorted(set(hub_kwargs) - {"repo_id", "commit_message", "private", "token", "create_pr", "revision"})
+        if unknown:
+            raise TypeError(f"save_pretrained got unexpected keyword argument(s) {', '.join(unknown)}")
+        if not is_main_process:
+            return
         state = self.state_dict() if state_dict is None else state_dict
+        if any(key.endswith("_packed_params") for key in state):
+            raise ValueError(
+                "save_pretrained cannot save an int8-quantized model: its Linear layers hold packed int8 weights "
+                "that no loader reads back. Save the float model and load it with quantize='int8' instead."
+            )
+        os.makedirs(save_directory, exist_ok=True)
         twins = {"lm_head.decoder.weight": f"{self.base_model_prefix}.embeddings.word_embeddings.weight",
                  "lm_head.decoder.bias": "lm_head.bias"}
         tensors = {
@@ -208,13 +223,26 @@ class PreTrainedMixin:
         config = self.config
         config.architectures = [type(self).__name__]
         config.torch_dtype = str(self.dtype).replace("torch.", "")
-        if safe_serialization:
-            atomic_write(os.path.join(save_directory, SAFE_WEIGHTS),
-                         lambda tmp: save_file({k: v.clone() for k, v in tensors.items()}, tmp,
-                                               metadata={"format": "pt"}))
-        else:
-            atomic_write(os.path.join(save_directory, BIN_WEIGHTS), lambda tmp: torch.save(tensors, tmp))
+        write_weights(save_directory, tensors, safe_serialization, parse_size(max_shard_size))
         config.save_pretrained(save_directory)
+        if push_to_hub:
+            from .hub import upload_folder
+
+            repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+            upload_folder(save_directory, repo_id, **hub_kwargs)
+
+    def push_to_hub(self, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
+                    token=None, max_shard_size="5GB", create_pr: bool = False, safe_serialization: bool = True,
+                    revision: Optional[str] = None):
+        """Upload config and weights to the hub repo `repo_id` (created if missing); returns the commit info."""
+        import tempfile
+
+        from .hub import upload_folder
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, safe_serialization=safe_serialization, max_shard_size=max_shard_size)
+            return upload_folder(folder, repo_id, commit_message=commit_message or "Upload model",
+                                 private=private, token=token, create_pr=create_pr, revision=revision)
 
     # -- load ---------------------------------------------------------------------------------------
     @classmethod
@@ -233,13 +261,18 @@ class PreTrainedMixin:
         hub_kwargs = pop_hub_kwargs(kwargs)
         init_params = inspect.signature(cls.__init__).parameters
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
-        if config is None:
+        from .layouts import read_roberta_layout
+
+        foreign = read_roberta_layout(name_or_path, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
+        if config is None and foreign:
+            config = RobertaPreLayerNormConfig.from_dict(foreign[0], **kwargs)
+        elif config is None:
             config = RobertaPreLayerNormConfig.from_pretrained(name_or_path, **hub_kwargs, **kwargs)
         else:
-            if not isinstance(config, RobertaPreLayerNormConfig):
-                raise TypeError(f"config must be a RobertaPreLayerNormConfig, got {type(config).__name__}")
+            config = RobertaPreLayerNormConfig.coerce(config)
             config.update(kwargs)
-        state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
+        config._name_or_path = os.fspath(name_or_path)  # PEFT records it as the adapters' base model
+        state, filename = foreign[1:] if foreign else load_checkpoint_weights(name_or_path, hub_kwargs)
         state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
 
@@ -297,6 +330,57 @@ class PreTrainedMixin:
             module.to(dtype)
             for name, p in loaded.items():  # keep what the checkpoint gave
                 setattr(module, name, p)
+
+# -- writing weights ----------------------------------------------------------------------------------
+SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+SHARD_PATTERN = re.compile(r"^(model|pytorch_model)-\d{5}-of-\d{5}\.(safetensors|bin)$")
+
+
+def parse_size(size) -> int:
+    """Bytes in `size`: an int, or a string such as "500MB", "5GB", "2GiB" (transformers' units)."""
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B)\s*", str(size).upper())
+    if not match:
+        raise ValueError(f"max_shard_size={size!r} is not a positive size: pass bytes (int) or e.g. '500MB', '5GB'")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
+
+
+def write_weights(folder: str, tensors: dict, safe: bool, max_bytes: int) -> None:
+    """One weights file, or shards of at most `max_bytes` (a tensor larger than that gets a shard alone) with
+    their index, named as transformers names them; weight files of an earlier save that would shadow or mix
+    with these are removed."""
+    shards: list[dict] = [{}]
+    size = 0
+    for key, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    stem, ext = ("model", "safetensors") if safe else ("pytorch_model", "bin")
+    names = ([f"{stem}.{ext}"] if len(shards) == 1
+             else [f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}" for i in range(1, len(shards) + 1)])
+    for name, shard in zip(names, shards):
+        if safe:
+            from safetensors.torch import save_file
+
+            atomic_write(os.path.join(folder, name),
+                         lambda tmp, shard=shard: save_file({k: v.clone() for k, v in shard.items()}, tmp,
+                                                            metadata={"format": "pt"}))
+        else:
+            atomic_write(os.path.join(folder, name), lambda tmp, shard=shard: torch.save(shard, tmp))
+    written = set(names)
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+                 "weight_map": {key: name for name, shard in zip(names, shards) for key in shard}}
+        written.add(f"{stem}.{ext}.index.json")
+        atomic_write_text(os.path.join(folder, f"{stem}.{ext}.index.json"), json.dumps(index, indent=2) + "\n")
+    for name in os.listdir(folder):
+        if (name in WEIGHT_FILES or SHARD_PATTERN.match(name)) and name not in written:
+            os.unlink(os.path.join(folder, name))
+
 
 @contextmanager
 def skip_reset_parameters():

@@ -238,6 +238,20 @@ class RobertaPreLayerNormConfig:
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
 
+    @classmethod
+    def coerce(cls, config) -> "RobertaPreLayerNormConfig":
+        """`config` itself, or this package's copy of a transformers RobertaPreLayerNormConfig (read through
+        its to_diff_dict, what its config.json would hold; no transformers import); TypeError for the rest."""
+        if isinstance(config, cls):
+            return config
+        if getattr(config, "model_type", None) == MODEL_TYPE and callable(getattr(config, "to_diff_dict", None)):
+            converted = cls.from_dict(config.to_diff_dict())
+            converted._name_or_path = getattr(config, "_name_or_path", "")
+            return converted
+        raise TypeError(
+            f"config must be a RobertaPreLayerNormConfig (this package's or transformers'), got {type(config).__name__}"
+        )
+
     # -- files ----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, name_or_path, **kwargs) -> "RobertaPreLayerNormConfig":
@@ -245,6 +259,12 @@ class RobertaPreLayerNormConfig:
         hub_kwargs = pop_hub_kwargs(kwargs)
         path = resolve_file(name_or_path, CONFIG_NAME, **hub_kwargs)
         if path is None:
+            if any(resolve_file(name_or_path, name, **hub_kwargs) for name in ("model.safetensors", "pytorch_model.bin")):
+                raise CheckpointNotFoundError(
+                    f"{name_or_path!r} has weights but no {CONFIG_NAME}: a bare state dict, as transformers' Trainer "
+                    "saves models it does not know; train with roberta_prelayernorm.integrations.Trainer, or "
+                    "write the config beside the weights with model.config.save_pretrained(folder)"
+                )
             raise CheckpointNotFoundError(f"{name_or_path!r} has no {CONFIG_NAME}")
         return cls.from_json_file(path, **kwargs)
 

@@ -102,3 +102,14 @@ def _default_cache() -> str:
 def _repo_in_cache(repo_id: str, cache_dir) -> bool:
     folder = "models--" + repo_id.replace("/", "--")
     return os.path.isdir(os.path.join(os.fspath(cache_dir or _default_cache()), folder))
+
+
+def upload_folder(folder: str, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
+                  token=None, create_pr: bool = False, revision: Optional[str] = None):
+    """Create the hub repo `repo_id` if needed and upload the folder's files in one commit; returns its info."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message or "Upload model",
+                             revision=revision, create_pr=create_pr)

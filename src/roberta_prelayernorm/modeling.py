@@ -342,10 +342,10 @@ class RobertaPreLayerNormPreTrainedModel(checkpoint.PreTrainedMixin, nn.Module):
 
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
-        if not isinstance(config, RobertaPreLayerNormConfig):
-            raise TypeError(f"config must be a RobertaPreLayerNormConfig, got {type(config).__name__}")
+        config = RobertaPreLayerNormConfig.coerce(config)
         config.validate()
         self.config = config
+        self.name_or_path = getattr(config, "_name_or_path", "")  # the folder or hub id it was loaded from
 
     def _init_weights(self, module: nn.Module) -> None:
         """transformers' scheme: normal(0, initializer_range) weights, zero biases and pad rows, LayerNorm 1/0."""

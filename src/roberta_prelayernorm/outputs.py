@@ -1,13 +1,18 @@
 """Model outputs: dataclasses that also behave as ordered dicts and tuples, as transformers' outputs do.
 
 `out.logits`, `out["logits"]` and `out[0]` all work; fields that are None are left out of the dict and tuple
-views, so `out[0]` is the loss when labels were given and the logits otherwise.
+views, so `out[0]` is the loss when labels were given and the logits otherwise. Like transformers' outputs they
+can be built from keywords, from a mapping or from an iterable of (key, value) pairs (accelerate rebuilds them
+as `type(out)({...})`), and every output type is registered with torch's pytree, so torch.export and the ONNX
+exporter see through them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any, Optional, Tuple
 
 import torch
@@ -18,7 +23,27 @@ Tensors = Optional[Tuple[torch.Tensor, ...]]
 class ModelOutput(OrderedDict):
     """Base of every output type: attribute, key and index access over the fields that are not None."""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        import torch.utils._pytree as pytree
+
+        pytree.register_pytree_node(
+            cls, _flatten, partial(_unflatten, cls), serialized_type_name=f"{cls.__module__}.{cls.__qualname__}",
+            flatten_with_keys_fn=_flatten_with_keys,
+        )
+
     def __post_init__(self):
+        first, *rest = fields(self)
+        value = getattr(self, first.name)
+        if not isinstance(value, torch.Tensor) and all(getattr(self, f.name) is None for f in rest):
+            pairs = _as_pairs(value)
+            if pairs is not None:  # built from a mapping or (key, value) pairs: spread them over the fields
+                super().__setattr__(first.name, None)
+                self.pop(first.name, None)  # the dataclass __init__ stored the mapping under it
+                for key, value in pairs:
+                    if key not in self.__dataclass_fields__:
+                        raise TypeError(f"{type(self).__name__} has no field {key!r}")
+                    super().__setattr__(key, value)
         for field in fields(self):
             value = getattr(self, field.name)
             if value is not None:
@@ -43,6 +68,33 @@ class ModelOutput(OrderedDict):
 
     def to_tuple(self) -> tuple:
         return tuple(self[key] for key in self.keys())
+
+
+def _as_pairs(value) -> Optional[list]:
+    """The (key, value) pairs of a mapping or of an iterable of pairs with string keys, else None."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return None
+    pairs = list(value)
+    if all(isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) for p in pairs):
+        return pairs
+    return None
+
+
+# pytree: the fields that are set are the children, their names the context (as transformers does).
+def _flatten(output: ModelOutput):
+    return list(output.values()), list(output.keys())
+
+
+def _flatten_with_keys(output: ModelOutput):
+    import torch.utils._pytree as pytree
+
+    return [(pytree.MappingKey(key), value) for key, value in output.items()], list(output.keys())
+
+
+def _unflatten(cls, values, keys) -> ModelOutput:
+    return cls(**dict(zip(keys, values)))
 
 
 @dataclass(repr=False)

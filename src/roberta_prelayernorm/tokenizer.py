@@ -1083,8 +1083,9 @@ def _roberta_backend(vocab: dict, merges: list) -> Tokenizer:
     backend.decoder = decoders.ByteLevel()
     sep, cls = vocab.get("</s>"), vocab.get("<s>")
     if sep is not None and cls is not None:
+        # sep and cls positionally: tokenizers 0.23 renamed the keyword `cls` to `cls_token`
         backend.post_processor = processors.RobertaProcessing(
-            sep=("</s>", sep), cls=("<s>", cls), add_prefix_space=False, trim_offsets=True
+            ("</s>", sep), ("<s>", cls), add_prefix_space=False, trim_offsets=True
         )
     return backend
 

@@ -138,7 +138,7 @@ def best_spans(start, end, p_mask, null_score: float, top_k: int, handle_impossi
     flat = candidates.flatten()
     if top_k == 1:
         order = [np.argmax(flat)]
-    elif len(flat) < top_k:
+    elif len(flat) <= top_k:  # argpartition needs top_k < len(flat)
         order = np.argsort(-flat)
     else:
         best = np.argpartition(-flat, top_k)[:top_k]

@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from ..files import atomic_write, atomic_write_text
 from . import corpus
+from .card import model_card
 from .data import read_records
 from .tasks import TASKS, Task, make_task
 
@@ -573,6 +574,9 @@ class Trainer:
         tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(target)}-", dir=os.path.dirname(target))
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
+        base = None if self.config.from_scratch else self.config.model
+        atomic_write_text(os.path.join(tmp, "README.md"),
+                          model_card(self.task.name, self.task.metric, base, results))
         if results:
             atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
         replace_folder(tmp, target)

@@ -1,0 +1,36 @@
+"""transformers' Trainer with this package's models: change one import line.
+
+    from roberta_prelayernorm.integrations import Trainer   # instead of: from transformers import Trainer
+
+transformers' own Trainer saves only what it knows how to save: a model that is not its `PreTrainedModel`
+gets a bare state dict (no config.json, so the folder loads nowhere), and for masked/causal LM heads it
+crashes at the first checkpoint, because safetensors refuses the decoder weight tied to the embeddings.
+This subclass saves checkpoints and the final model with the model's own save_pretrained (config.json, tied
+weights stored once, loadable here and in transformers); training, mixed precision (bf16=True, fp16=True)
+and resume_from_checkpoint are transformers' unchanged. Importing this module imports transformers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import transformers
+
+from .checkpoint import PreTrainedMixin
+
+
+class Trainer(transformers.Trainer):
+    """transformers.Trainer that saves this package's models with save_pretrained (see the module docstring)."""
+
+    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if not isinstance(model, PreTrainedMixin):  # a PEFT or transformers model: transformers knows it
+            return super()._save(output_dir, state_dict=state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        model.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=self.args.save_safetensors)
+        tokenizer = self.processing_class or getattr(self.data_collator, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, transformers.trainer.TRAINING_ARGS_NAME))
