@@ -39,6 +39,7 @@ interop: $(STAMP) $(INTEROP_VENV)/.installed
 bench: $(STAMP)
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_inference.py --int8
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_training.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_pretraining.py
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_load.py
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_tokenizer.py
 
