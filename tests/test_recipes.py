@@ -44,7 +44,7 @@ def captured(monkeypatch):
 
     def run(*args):
         with pytest.raises(Captured):
-            main(["train", "--task", "masked-lm", "--model", "m", "--train", "t.jsonl", "--output", "o",
+            main(["--debug", "train", "--task", "masked-lm", "--model", "m", "--train", "t.jsonl", "--output", "o",
                   "--device", "cpu", *args])
         return configs[-1]
 
@@ -74,7 +74,8 @@ def test_adam_options_reach_the_optimizer(tmp_path):
     tiny = make_tiny_model(str(tmp_path / "tiny"))
     config = trainer_module.TrainingConfig(task="masked-lm", model=tiny, output_dir=str(tmp_path / "out"),
                                            train=head(data("corpus.jsonl"), 8, tmp_path / "t.jsonl"),
-                                           adam_beta1=0.8, adam_beta2=0.98, adam_epsilon=1e-6, progress=False)
+                                           adam_beta1=0.8, adam_beta2=0.98, adam_epsilon=1e-6, max_length=64,
+                                           progress=False)
     optimizer, _ = trainer_module.Trainer(config)._optimizer(10)
     assert all(g["betas"] == (0.8, 0.98) and g["eps"] == 1e-6 for g in optimizer.param_groups)
     config.adam_beta2 = 1.0
