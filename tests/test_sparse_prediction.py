@@ -156,3 +156,29 @@ def test_config_fields_saved_only_when_set_and_transformers_keeps_them(tmp_path)
         rp.RobertaPreLayerNormConfig(sparse_prediction="yes")
     with pytest.raises(ValueError, match="config.sparse_pred_ignore_index must be an int, got 1.5"):
         rp.RobertaPreLayerNormConfig(sparse_pred_ignore_index=1.5)
+
+
+def test_trainer_steps_are_sparse_and_saved_models_answer_densely(tmp_path):
+    """The masked-LM task trains with sparse prediction, but best/, last/ and checkpoints keep the model's own
+    setting, so the saved model returns (B, T, V) logits with labels, as the documented API does."""
+    import json
+
+    from training_utils import data, head, make_tiny_model
+
+    from roberta_prelayernorm.training.trainer import Trainer, TrainingConfig
+
+    tiny = make_tiny_model(str(tmp_path / "tiny"))
+    config = TrainingConfig(task="masked-lm", model=tiny, output_dir=str(tmp_path / "out"), max_length=64,
+                            train=str(head(data("corpus.jsonl"), 8, tmp_path / "t.jsonl")), max_steps=2, batch_size=4,
+                            save_every=1, progress=False)
+    trainer = Trainer(config)
+    assert trainer.model.config.sparse_prediction
+    trainer.train()
+    for folder in (".", "last", "checkpoints/step-00000001"):
+        saved = json.loads((tmp_path / "out" / folder / "config.json").read_text())
+        assert not saved.get("sparse_prediction", False), folder
+    model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(str(tmp_path / "out" / "last"))
+    ids = torch.randint(4, model.config.vocab_size, (2, 9))
+    assert model(ids, labels=ids).logits.shape == (2, 9, model.config.vocab_size)
+    trainer.train(resume=True)  # the run's own setting comes back with the checkpoint
+    assert trainer.model.config.sparse_prediction

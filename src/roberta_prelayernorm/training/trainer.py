@@ -341,9 +341,15 @@ class Trainer:
         if model is None:
             if config.model is None:
                 raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
-            model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
+            overrides = {k: v for k, v in self.task.config_overrides().items() if k != "sparse_prediction"}
+            model = load_model(self.task, config.model, config.from_scratch, **overrides)
         else:
             self._adopt_labels(model)
+        # Masked-LM steps run the LM head at the masked positions only; the models saved keep the setting the
+        # model came with, so that they answer as the documented API does (dense logits) wherever loaded.
+        self.saved_sparse = model.config.sparse_prediction
+        self.run_sparse = self.task.config_overrides().get("sparse_prediction", self.saved_sparse)
+        model.config.sparse_prediction = self.run_sparse
         check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
@@ -371,8 +377,6 @@ class Trainer:
                 raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
                                  f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
             model.config.update(overrides)
-        if "sparse_prediction" in overrides:  # masked-lm: the LM head runs at the masked positions only
-            model.config.sparse_prediction = overrides["sparse_prediction"]
 
     # -- helpers ----------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -632,10 +636,18 @@ class Trainer:
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
+    def _save_pretrained(self, folder: str) -> None:
+        config = self.model.config
+        config.sparse_prediction = self.saved_sparse
+        try:
+            self.model.save_pretrained(folder)
+        finally:
+            config.sparse_prediction = self.run_sparse
+
     def _save_model(self, target: str, results: dict) -> None:
         """model + tokenizer + config (+ eval_results.json) into `target`, atomically."""
         with atomic_folder(target) as tmp:
-            self.model.save_pretrained(tmp)
+            self._save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             base = None if self.config.from_scratch else self.config.model
             atomic_write_text(os.path.join(tmp, "README.md"),
@@ -711,7 +723,7 @@ class Trainer:
             }
             folder = os.path.join(cfg.output_dir, "checkpoints")
             with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
-                self.model.save_pretrained(tmp)
+                self._save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
                 atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
                 atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
@@ -751,6 +763,7 @@ class Trainer:
         loaded = type(self.model).from_pretrained(folder)
         self.model.load_state_dict(loaded.state_dict())
         self.model.config = loaded.config
+        self.model.config.sparse_prediction = self.run_sparse
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
