@@ -204,3 +204,26 @@ def test_autocast_and_other_dtypes_use_the_plain_path():
     with torch.no_grad():
         layer.double()(torch.randn(2, 8, dtype=torch.float64))
     assert len(cpu_linear._packed) == 0
+
+
+def test_bf16_model_runs_onednn_and_stays_close():
+    if not cpu_linear.fast_path_enabled(torch.bfloat16):
+        pytest.skip("no oneDNN bf16 kernels on this CPU")
+    model, (ids, mask) = tiny(), batch()
+    reference = outputs(model, ids, mask)
+    cpu_linear.clear_cache()
+    model.to(torch.bfloat16)
+    result = outputs(model, ids, mask)
+    assert result.dtype == torch.bfloat16 and len(cpu_linear._packed) == 2 * 6 + 2
+    torch.testing.assert_close(result.float(), reference, atol=0.05, rtol=0.05)
+
+
+def test_int8_uses_the_fastest_engine_and_restores_the_setting():
+    from roberta_prelayernorm.quantization import fastest_int8_engine, quantize_int8
+
+    engine = torch.backends.quantized.engine
+    assert fastest_int8_engine() in torch.backends.quantized.supported_engines
+    model, (ids, mask) = tiny(), batch()
+    quantized = quantize_int8(model)
+    assert torch.backends.quantized.engine == engine
+    torch.testing.assert_close(outputs(quantized, ids, mask), outputs(model, ids, mask), atol=0.05, rtol=0.05)
