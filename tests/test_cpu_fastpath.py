@@ -196,6 +196,15 @@ def test_falls_back_without_the_ops(monkeypatch):
     assert len(cpu_linear._packed) == 0
 
 
+def test_weights_made_under_inference_mode_use_the_plain_path():
+    cpu_linear.clear_cache()
+    with torch.inference_mode():
+        layer = cpu_linear.Linear(8, 4)
+        x = torch.randn(2, 8)
+        torch.testing.assert_close(layer(x), x @ layer.weight.t() + layer.bias)
+    assert len(cpu_linear._packed) == 0
+
+
 def test_autocast_and_other_dtypes_use_the_plain_path():
     cpu_linear.clear_cache()
     layer = cpu_linear.Linear(8, 4)

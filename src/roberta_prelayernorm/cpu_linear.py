@@ -160,6 +160,7 @@ def _usable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor])
     return (x.device.type == "cpu" and weight.device.type == "cpu" and x.dim() >= 2 and x.numel() > 0
             and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
             and not weight.is_mkldnn and not x.is_mkldnn and weight.layout == torch.strided
+            and not weight.is_inference()  # no version counter to key the cache on
             and not torch.is_autocast_enabled("cpu") and not _tracing()
             and not torch._C._are_functorch_transforms_active()
             and fast_path_enabled(x.dtype))
