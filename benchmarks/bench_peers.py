@@ -104,6 +104,9 @@ def roofline(size: dict, tokens: int = 1024, repeats: int = 5) -> dict:
 
     from roberta_prelayernorm.quantization import fastest_int8_engine, quantized_engine, quantized_linear
 
+    def onednn(x, packed):
+        return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+
     C, F = size["hidden_size"], size["intermediate_size"]
     shapes = [(C, C), (C, F), (F, C)]
     g = torch.Generator().manual_seed(0)
@@ -130,9 +133,9 @@ def roofline(size: dict, tokens: int = 1024, repeats: int = 5) -> dict:
         feed = {"x": x.numpy()}
         backends[i] = {
             "MKL sgemm (torch.matmul)": lambda x=x, w=w: torch.matmul(x, w.t()),
-            "oneDNN fp32 (prepacked)": lambda x=x, p=packed: torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], ""),
+            "oneDNN fp32 (prepacked)": lambda x=x, p=packed: onednn(x, p),
             "ONNX Runtime MatMul fp32": lambda s=ort_fp32, f=feed: s.run(None, f),
-            "oneDNN bf16 (prepacked)": lambda x=xb, p=packed_bf16: torch.ops.mkldnn._linear_pointwise(x, p, None, "none", [], ""),
+            "oneDNN bf16 (prepacked)": lambda x=xb, p=packed_bf16: onednn(x, p),
             f"int8 dynamic ({fastest_int8_engine()}, this package)": lambda x=x, q=int8: q(x),
             "ONNX Runtime MatMul int8 (dynamic)": lambda s=ort_int8, f=feed: s.run(None, f),
         }
