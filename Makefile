@@ -37,8 +37,13 @@ interop: $(STAMP) $(INTEROP_VENV)/.installed
 
 # Timings against transformers on the same weights (minutes; run on a quiet machine).
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_peers.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_peers.py --size large --no-roofline
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_inference.py --int8
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_training.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_pretraining.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_training.py --workload full
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_load.py
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_tokenizer.py
 

@@ -1,4 +1,5 @@
-"""What int8 dynamic quantization changes on a trained classifier: logits, predictions, accuracy.
+"""What int8 dynamic quantization and bf16 inference change on a trained classifier: logits, predictions,
+accuracy.
 
     roberta-prelayernorm demo --output /tmp/demo
     python benchmarks/bench_int8_accuracy.py --model /tmp/demo/sequence-classification/best \
@@ -27,24 +28,27 @@ def main() -> None:
     tokenizer = rp.AutoTokenizer.from_pretrained(args.model)
     fp32 = rp.AutoModelForSequenceClassification.from_pretrained(args.model)
     int8 = rp.AutoModelForSequenceClassification.from_pretrained(args.model, quantize="int8")
+    bf16 = rp.AutoModelForSequenceClassification.from_pretrained(args.model, torch_dtype=torch.bfloat16)
     labels = torch.tensor([r["label"] if isinstance(r["label"], int) else fp32.config.label2id[r["label"]]
                            for r in records])
     logits = {}
     with torch.inference_mode():
-        for name, model in (("fp32", fp32), ("int8", int8)):
+        for name, model in (("fp32", fp32), ("int8", int8), ("bf16", bf16)):
             parts = []
             for start in range(0, len(records), 32):
                 batch = tokenizer([r["text"] for r in records[start:start + 32]], padding=True, truncation=True,
                                   return_tensors="pt")
-                parts.append(model(**batch).logits)
+                parts.append(model(**batch).logits.float())
             logits[name] = torch.cat(parts)
     accuracy = {name: (value.argmax(-1) == labels).float().mean().item() for name, value in logits.items()}
+    agree = {name: (logits["fp32"].argmax(-1) == value.argmax(-1)).float().mean().item()
+             for name, value in logits.items()}
     print(json.dumps({
-        "examples": len(records),
-        "accuracy_fp32": round(accuracy["fp32"], 4), "accuracy_int8": round(accuracy["int8"], 4),
-        "prediction_agreement": round((logits["fp32"].argmax(-1) == logits["int8"].argmax(-1)).float().mean().item(), 4),
-        "max_abs_logit_change": round((logits["fp32"] - logits["int8"]).abs().max().item(), 4),
-        "logit_scale": round(logits["fp32"].abs().max().item(), 3),
+        "examples": len(records), "logit_scale": round(logits["fp32"].abs().max().item(), 3),
+        **{f"accuracy_{name}": round(value, 4) for name, value in accuracy.items()},
+        **{f"prediction_agreement_{name}": round(agree[name], 4) for name in ("int8", "bf16")},
+        **{f"max_abs_logit_change_{name}": round((logits["fp32"] - logits[name]).abs().max().item(), 4)
+           for name in ("int8", "bf16")},
     }))
 
 

@@ -1,6 +1,6 @@
-"""One training step (forward, backward, AdamW) on ragged batches, against transformers on the same weights.
+"""One training step (forward, backward, AdamW) against transformers on the same weights.
 
-    python benchmarks/bench_training.py [--size base|large] [--pairs 5] [--checkpointing]
+    python benchmarks/bench_training.py [--size base|large] [--workload ragged|full] [--pairs 5] [--checkpointing]
 
 Reports the median speed-up (CPU and wall seconds, interleaved pairs) and the bytes of activations each
 library keeps for the backward pass (saved tensors, counted once per storage): the training memory that
@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from common import BASE, LARGE, interleaved, machine, same_weights, sst2_like_batch
+from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, sst2_like_batch
 
 
 def saved_activation_bytes(step) -> int:
@@ -34,11 +34,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("base", "large"), default="base")
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--workload", choices=("ragged", "full"), default="ragged",
+                        help="32 sentences with ~60%% padding, or 8 x 128 without padding")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in both")
     args = parser.parse_args()
     size = BASE if args.size == "base" else LARGE
     theirs, ours = same_weights("RobertaPreLayerNormForSequenceClassification", size)
-    input_ids, attention_mask = sst2_like_batch()
+    input_ids, attention_mask = sst2_like_batch() if args.workload == "ragged" else full_batch()
     labels = torch.randint(0, 2, (input_ids.shape[0],), generator=torch.Generator().manual_seed(0))
     steps = {}
     for name, model in (("theirs", theirs), ("ours", ours)):
@@ -59,7 +61,7 @@ def main() -> None:
     memory = {name: saved_activation_bytes(step) for name, step in steps.items()}
     print(f"machine: {machine()}\nmodel: {args.size} {size}, fp32, gradient checkpointing: {args.checkpointing}")
     print(json.dumps({
-        "workload": "train-step-ragged", "shape": list(input_ids.shape),
+        "workload": f"train-step-{args.workload}", "shape": list(input_ids.shape),
         "padding": round(1 - useful / attention_mask.numel(), 3),
         **{k: round(v, 3) for k, v in result.items()},
         "theirs_saved_activations_mb": round(memory["theirs"] / 2**20, 1),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from parity import HEADS
 from roberta_prelayernorm import cli, export

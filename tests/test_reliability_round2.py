@@ -15,7 +15,7 @@ import roberta_prelayernorm as rp
 from roberta_prelayernorm import files
 from roberta_prelayernorm.cli import main
 from roberta_prelayernorm.training import NonFiniteLossError, Trainer, TrainingConfig
-from training_utils import TINY, data, head, make_tiny_model, write_jsonl
+from training_utils import data, head, make_tiny_model, write_jsonl
 
 
 @pytest.fixture(autouse=True)

@@ -64,3 +64,23 @@ def test_ddp_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     trains = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
                if '"train"' in line] for run in ("one", "two")]
     assert [e["loss"] for e in trains[0]] == pytest.approx([e["loss"] for e in trains[1]], rel=1e-4)
+
+
+def test_ddp_on_the_memory_mapped_corpus_equals_ddp_on_json_lines(tmp_path):
+    """torchrun ranks read disjoint blocks of a tokenize-corpus folder: the run equals one on the JSON Lines."""
+    model = make_tiny_model(str(tmp_path / "tiny"), dropout=0.0)
+    train = head(data("corpus.jsonl"), 48, tmp_path / "train.jsonl")
+    cli("tokenize-corpus", train, "--tokenizer", model, "--output", tmp_path / "corpus", "--no-progress")
+    launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "roberta_prelayernorm")
+    common = ["train", "--task", "masked-lm", "--model", model, "--max-steps", 4, "--learning-rate", 5e-3,
+              "--max-length", 64, "--no-progress", "--batch-size", 2, "--grad-accum", 2, "--log-every", 2]
+    for name, source in (("jsonl", train), ("mmap", tmp_path / "corpus")):
+        cli(*common, "--train", source, "--output", tmp_path / name, launcher=launcher)
+    a = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "jsonl" / "last").state_dict()
+    b = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "mmap" / "last").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+              for name in ("jsonl", "mmap")]
+    assert losses[0] == losses[1] and len(losses[0]) == 2

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
+from .cpu_linear import Linear
 from .files import atomic_folder, atomic_write, atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
@@ -183,7 +184,7 @@ class PreTrainedMixin:
             bias = torch.zeros(new_num_tokens, device=head.bias.device, dtype=head.bias.dtype)
             bias[:keep] = head.bias.data[:keep]
             head.bias = nn.Parameter(bias)
-            decoder = nn.Linear(old.embedding_dim, new_num_tokens, device=bias.device, dtype=bias.dtype)
+            decoder = Linear(old.embedding_dim, new_num_tokens, device=bias.device, dtype=bias.dtype)
             if not self.config.tie_word_embeddings:
                 self._init_weights(decoder)
                 decoder.weight.data[:keep] = head.decoder.weight.data[:keep]

@@ -17,6 +17,7 @@ DEBUG_VARIABLE = "ROBERTA_PRELAYERNORM_DEBUG"
 COMMAND_MODULES = (
     "roberta_prelayernorm.demo",
     "roberta_prelayernorm.training.cli",
+    "roberta_prelayernorm.training.corpus_cli",
     "roberta_prelayernorm.pipelines.cli",
     "roberta_prelayernorm.convert",
     "roberta_prelayernorm.export",

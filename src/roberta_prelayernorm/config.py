@@ -62,6 +62,13 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "is_encoder_decoder": False,
 }
 
+# This package's own fields (transformers keeps them as unknown keys): written only when they differ from these.
+# sparse_prediction (ModernBERT's convention): with labels, ForMaskedLM predicts only the labelled positions.
+PACKAGE_DEFAULTS: dict[str, Any] = {
+    "sparse_prediction": False,
+    "sparse_pred_ignore_index": -100,
+}
+
 # transformers >= 4.56 writes "dtype"; older releases (and this package) write "torch_dtype".
 KEY_ALIASES = {"dtype": "torch_dtype"}
 # Written by transformers' save but not part of a model's description.
@@ -88,7 +95,7 @@ class RobertaPreLayerNormConfig:
             if alias in kwargs:
                 value = kwargs.pop(alias)
                 kwargs.setdefault(key, value)
-        for key, default in {**MODEL_DEFAULTS, **COMMON_DEFAULTS}.items():
+        for key, default in {**MODEL_DEFAULTS, **COMMON_DEFAULTS, **PACKAGE_DEFAULTS}.items():
             setattr(self, key, copy.deepcopy(kwargs.pop(key, default)))
         kwargs.pop("model_type", None)
         num_labels = kwargs.pop("num_labels", None)
@@ -177,6 +184,10 @@ class RobertaPreLayerNormConfig:
             raise ValueError(f"config.pruned_heads={self.pruned_heads!r}: pruned checkpoints are not supported")
         if self.torch_dtype is not None and str(self.torch_dtype).replace("torch.", "") not in DTYPES:
             raise ValueError(f"config.torch_dtype={self.torch_dtype!r} is not one of {DTYPES} or None")
+        if not isinstance(self.sparse_prediction, bool):
+            raise ValueError(f"config.sparse_prediction must be true or false, got {self.sparse_prediction!r}")
+        if not isinstance(self.sparse_pred_ignore_index, int) or isinstance(self.sparse_pred_ignore_index, bool):
+            raise ValueError(f"config.sparse_pred_ignore_index must be an int, got {self.sparse_pred_ignore_index!r}")
         pad = self.pad_token_id
         if pad is not None and (not isinstance(pad, int) or not 0 <= pad < self.vocab_size):
             raise ValueError(f"config.pad_token_id must be an int in [0, vocab_size={self.vocab_size}), got {pad!r}")
@@ -202,7 +213,7 @@ class RobertaPreLayerNormConfig:
         default_labels = {str(i): f"LABEL_{i}" for i in range(2)}
         if out["id2label"] == default_labels and out["label2id"] == {v: int(k) for k, v in default_labels.items()}:
             del out["id2label"], out["label2id"]
-        for key, default in COMMON_DEFAULTS.items():
+        for key, default in {**COMMON_DEFAULTS, **PACKAGE_DEFAULTS}.items():
             if key in out and out[key] == default:
                 del out[key]
         return out

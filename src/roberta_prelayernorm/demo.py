@@ -2,8 +2,9 @@
 
 From the small corpus and task sets shipped with the package (roberta_prelayernorm/data: written for the
 project, a few hundred templated examples each) it trains a byte-level BPE tokenizer, pre-trains a tiny model
-with masked-LM, fine-tunes a head for each task from it, evaluates and saves each, runs the task pipelines on
-the documentation's example sentences, and prints a table of the metrics.
+with masked-LM (on the corpus tokenized into a memory-mapped folder, with sparse prediction), fine-tunes a
+head for each task from it, evaluates and saves each, runs the task pipelines on the documentation's example
+sentences, and prints a table of the metrics.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run(args) -> int:
     import roberta_prelayernorm as rp
     from .tokenizer import train_byte_level_bpe
     from .training import Trainer, TrainingConfig
+    from .training.corpus import write_corpus
 
     if args.scale <= 0:
         raise ValueError(f"--scale must be > 0, got {args.scale}")
@@ -91,9 +93,14 @@ def run(args) -> int:
     # overwrite: running the demo again into the same --output replaces its earlier runs.
     common = dict(batch_size=16, max_length=128, warmup_ratio=0.06, weight_decay=0.01, seed=args.seed,
                   progress=True, log_every=25, overwrite=True)
-    print(f"2. Masked-LM pre-training ({steps(MLM_STEPS)} steps, 15% masking, 80/10/10)...")
+    print(f"2. Masked-LM pre-training ({steps(MLM_STEPS)} steps, 15% masking, 80/10/10) on the corpus tokenized "
+          "into a memory-mapped folder (as `tokenize-corpus` writes it), with sparse prediction (the LM head at "
+          "the masked positions only)...")
+    corpus_dir = os.path.join(output, "corpus")
+    if not os.path.exists(os.path.join(corpus_dir, "corpus.json")):
+        write_corpus([corpus_train], tokenizer, corpus_dir, progress=False)
     mlm_dir = os.path.join(output, "masked-lm")
-    trainer = Trainer(TrainingConfig(task="masked-lm", output_dir=mlm_dir, train=corpus_train,
+    trainer = Trainer(TrainingConfig(task="masked-lm", output_dir=mlm_dir, train=corpus_dir,
                                      validation=corpus_validation, max_steps=steps(MLM_STEPS), learning_rate=2e-3,
                                      eval_every=steps(MLM_STEPS), save_every=steps(MLM_STEPS), **common),
                       model=model, tokenizer=tokenizer)

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import checkpoint
 from .config import RobertaPreLayerNormConfig
+from .cpu_linear import Linear
 from .outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
@@ -26,7 +27,7 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .validation import check_inputs, check_labels
+from .validation import InputError, check_inputs, check_labels
 
 ACT_FNS = {
     "gelu": F.gelu,
@@ -66,6 +67,36 @@ class Packing:
         x = x.squeeze(0)
         out = x.new_zeros(self.B * self.T, *x.shape[1:]).index_copy(0, self.index, x)
         return out.view(self.B, self.T, *x.shape[1:])
+
+
+class Selection:
+    """The labelled positions of a (B, T) batch: sparse prediction computes the LM head, and the last layer's
+    queries, attention output and feed-forward block, at these M positions only.
+
+    Hidden states are (B, T, C), or the (1, N, C) real tokens when `packing` is given; queries are laid out
+    (B, Tq, C), Tq the most positions of one row, so attention runs per row over all of that row's keys.
+    """
+
+    def __init__(self, keep: torch.Tensor, packing: Optional[Packing] = None):
+        B = keep.size(0)
+        index = keep.reshape(-1).nonzero().squeeze(1)  # (M,) flat positions in (B, T)
+        self.rows, self.cols = index // keep.size(1), index % keep.size(1)
+        self.slot = (keep.cumsum(1) - 1)[self.rows, self.cols]  # (M,) place of each among its row's queries
+        self.shape = (B, int(keep.sum(1).max()) if keep.numel() else 0)  # (B, Tq)
+        # Row of each position in the flattened hidden states: the packed real tokens keep their order.
+        self.flat = torch.searchsorted(packing.index, index) if packing is not None else index
+
+    def take(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) or (1, N, ...) -> (1, M, ...)
+        return x.flatten(0, 1)[self.flat].unsqueeze(0)
+
+    def to_queries(self, x: torch.Tensor) -> torch.Tensor:  # (1, M, ...) -> (B, Tq, ...), zeros at empty slots
+        x = x.squeeze(0)
+        B, Tq = self.shape
+        out = x.new_zeros(B * Tq, *x.shape[1:]).index_copy(0, self.rows * Tq + self.slot, x)
+        return out.view(B, Tq, *x.shape[1:])
+
+    def from_queries(self, x: torch.Tensor) -> torch.Tensor:  # (B, Tq, ...) -> (1, M, ...)
+        return x[self.rows, self.slot].unsqueeze(0)
 
 
 class RobertaPreLayerNormEmbeddings(nn.Module):
@@ -125,9 +156,9 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         super().__init__()
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.query = Linear(config.hidden_size, config.hidden_size)
+        self.key = Linear(config.hidden_size, config.hidden_size)
+        self.value = Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def split_heads(self, x):  # (B, T, C) -> (B, H, T, D)
@@ -135,15 +166,19 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         return x.view(B, T, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
 
     def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
-                packing: Optional[Packing] = None):
+                packing: Optional[Packing] = None, selection: Optional[Selection] = None):
         """Self-attention, or cross-attention over `kv_states` (encoder outputs) when given.
 
         `past` is this layer's cached (key, value): prepended for self-attention, reused as is for
-        cross-attention. With `packing`, hidden_states are the packed real tokens (1, N, C).
+        cross-attention. With `packing`, hidden_states are the packed real tokens (1, N, C). With `selection`,
+        queries are taken at its M positions only and the context is (1, M, C).
         Returns context (like hidden_states), weights or None, and the (key, value) to cache.
         """
         pad = packing.pad if packing is not None else (lambda x: x)
-        q = self.split_heads(pad(self.query(hidden_states)))  # (B, H, T, D)
+        if selection is not None:  # (B, H, Tq, D)
+            q = self.split_heads(selection.to_queries(self.query(selection.take(hidden_states))))
+        else:
+            q = self.split_heads(pad(self.query(hidden_states)))  # (B, H, T, D)
         if kv_states is not None and past is not None:
             k, v = past
         elif kv_states is not None:
@@ -155,6 +190,8 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         p = self.dropout_prob if self.training else 0.0
         context, weights = attend(q, k, v, mask, p, head_mask, need_weights)
         context = context.transpose(1, 2)  # (B, T, H, D)
+        if selection is not None:
+            return selection.from_queries(context).flatten(2), weights, (k, v)
         if packing is not None:  # gather the real tokens straight from the strided view: one copy, (N, C)
             return packing.unpad(context).flatten(2), weights, (k, v)
         return context.flatten(2), weights, (k, v)
@@ -166,7 +203,7 @@ class RobertaPreLayerNormOutput(nn.Module):
 
     def __init__(self, config: RobertaPreLayerNormConfig, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.dense = Linear(in_features, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states, residual):
@@ -183,18 +220,20 @@ class RobertaPreLayerNormAttention(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
-                packing=None):
+                packing=None, selection=None):
         context, weights, present = self.self(
-            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights, packing
+            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights, packing=packing,
+            selection=selection,
         )
-        return self.output(context, hidden_states), weights, present
+        residual = selection.take(hidden_states) if selection is not None else hidden_states
+        return self.output(context, residual), weights, present
 
 
 class RobertaPreLayerNormIntermediate(nn.Module):
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = ACT_FNS[config.hidden_act]
 
     def forward(self, hidden_states):
@@ -213,11 +252,15 @@ class RobertaPreLayerNormLayer(nn.Module):
         self.output = RobertaPreLayerNormOutput(config, config.intermediate_size)
 
     def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None,
-                encoder_mask=None, past=None, need_weights=False, packing=None):
-        """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer."""
+                encoder_mask=None, past=None, need_weights=False, packing=None, selection=None):
+        """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer.
+
+        With `selection` (encoders only), the output holds its M positions only: (1, M, C).
+        """
         self_past = past[:2] if past is not None else None
         hidden_states, self_weights, present = self.attention(
-            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights, packing=packing
+            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights, packing=packing,
+            selection=selection,
         )
         cross_weights = None
         if encoder_hidden_states is not None:
@@ -243,14 +286,16 @@ class RobertaPreLayerNormEncoder(nn.Module):
 
     def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None, encoder_mask=None,
                 past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False,
-                packing=None):
+                packing=None, selection=None):
+        """`selection`: the last layer works at these positions only and returns them, (1, M, C)."""
         all_hidden, all_self, all_cross, cache = [], [], [], []
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden.append(hidden_states)
+            last = i == len(self.layer) - 1
             args = (hidden_states, mask, None if head_mask is None else head_mask[i], encoder_hidden_states,
                     encoder_mask, None if past_key_values is None else past_key_values[i], output_attentions,
-                    packing)
+                    packing, selection if last else None)
             if self.gradient_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint as recompute
 
@@ -277,7 +322,7 @@ class RobertaPreLayerNormEncoder(nn.Module):
 class RobertaPreLayerNormPooler(nn.Module):
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
     def forward(self, hidden_states):
@@ -377,8 +422,15 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        *,
+        sparse_positions: Optional[torch.Tensor] = None,
     ):
-        """Run the encoder. See the README's "Forward arguments" for every argument; shapes are (B, T)."""
+        """Run the encoder. See the README's "Forward arguments" for every argument; shapes are (B, T).
+
+        `sparse_positions` (B, T) bool (sparse prediction): last_hidden_state holds these M positions only,
+        (M, C), and where exact (an encoder, no hidden states or attentions asked for, a 2D attention mask)
+        the last layer computes its queries, attention output and feed-forward block there only.
+        """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -409,16 +461,27 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
             encoder_mask = encoder_attention_mask.bool()[:, None, None, :]
         if head_mask is not None:
             head_mask = head_mask.expand(config.num_hidden_layers, -1) if head_mask.dim() == 1 else head_mask
+        selection = None
+        if sparse_positions is not None:
+            selection = Selection(sparse_positions.to(device).bool(), packing)
+        sparse_last_layer = (selection is not None and not (output_hidden_states or output_attentions)
+                             and not config.is_decoder and encoder_hidden_states is None
+                             and (mask is None or mask.size(2) == 1))  # every query sees the same keys
 
         sequence_output, cache, hidden_states, attentions, cross_attentions = self.encoder(
             embedding_output, mask, head_mask, encoder_hidden_states, encoder_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states, packing,
+            output_attentions, output_hidden_states, packing, selection=selection if sparse_last_layer else None,
         )
+        if selection is not None and not sparse_last_layer:
+            sequence_output = selection.take(sequence_output)
         sequence_output = self.LayerNorm(sequence_output)
-        if packing is not None:  # back to (B, T, C), zeros at padding
+        if selection is not None:  # (1, M, C) -> (M, C)
+            sequence_output = sequence_output.squeeze(0)
+        elif packing is not None:  # back to (B, T, C), zeros at padding
             sequence_output = packing.pad(sequence_output)
-            hidden_states = None if hidden_states is None else tuple(packing.pad(h) for h in hidden_states)
-        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        if packing is not None and hidden_states is not None:
+            hidden_states = tuple(packing.pad(h) for h in hidden_states)
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None and selection is None else None
         if not return_dict:
             rest = tuple(v for v in (cache, hidden_states, attentions, cross_attentions) if v is not None)
             return (sequence_output, pooled_output) + rest
@@ -449,9 +512,9 @@ class RobertaPreLayerNormLMHead(nn.Module):
 
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.decoder.bias = self.bias
 
@@ -464,9 +527,9 @@ class RobertaPreLayerNormClassificationHead(nn.Module):
 
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(classifier_dropout(config))
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+        self.out_proj = Linear(config.hidden_size, config.num_labels)
 
     def forward(self, features):
         x = self.dropout(features[:, 0, :])
@@ -534,7 +597,7 @@ class RobertaPreLayerNormForMultipleChoice(RobertaPreLayerNormPreTrainedModel):
         super().__init__(config)
         self.roberta_prelayernorm = RobertaPreLayerNormModel(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, labels=None, position_ids=None,
@@ -571,7 +634,7 @@ class RobertaPreLayerNormForTokenClassification(RobertaPreLayerNormPreTrainedMod
         self.num_labels = config.num_labels
         self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
         self.dropout = nn.Dropout(classifier_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
@@ -600,7 +663,7 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
             )
         self.num_labels = config.num_labels
         self.roberta_prelayernorm = RobertaPreLayerNormModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
@@ -661,13 +724,26 @@ class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None):
+        """With config.sparse_prediction and labels, logits are (M, V): only the M positions whose label is not
+        config.sparse_pred_ignore_index, in row-major order (the loss is the same)."""
+        sparse_positions = None
+        if labels is not None:
+            labels = ignore_padding(labels, attention_mask)
+            if self.config.sparse_prediction:
+                source = input_ids if input_ids is not None else inputs_embeds
+                if source is not None and tuple(labels.shape) != tuple(source.shape[:2]):
+                    raise InputError(f"labels must have shape {tuple(source.shape[:2])}, got {tuple(labels.shape)}")
+                sparse_positions = labels.ne(self.config.sparse_pred_ignore_index)
+                if attention_mask is not None and attention_mask.dim() == 2:
+                    sparse_positions &= attention_mask.bool().to(labels.device)
+                labels = labels[sparse_positions]  # (M,)
         base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                                  output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
-                                 encoder_attention_mask=encoder_attention_mask)
-        logits = self.lm_head(base.last_hidden_state)  # (B, T, V)
+                                 encoder_attention_mask=encoder_attention_mask, sparse_positions=sparse_positions)
+        logits = self.lm_head(base.last_hidden_state)  # (B, T, V), or (M, V) with sparse positions
         loss = None
         if labels is not None:
-            labels = ignore_padding(labels.to(logits.device), attention_mask)
+            labels = labels.to(logits.device)
             check_labels("single_label_classification", labels, logits, "labels")
             loss = loss_for("single_label_classification", logits, labels)
         return self.finish(MaskedLMOutput, return_dict, base, loss, logits=logits)

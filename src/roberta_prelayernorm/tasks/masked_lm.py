@@ -20,6 +20,7 @@ class MaskedLM(Task):
     def head_class() -> type:
         from ..modeling import RobertaPreLayerNormForMaskedLM as head
         return head
+
     metric = "loss"
     greater_is_better = False
 
@@ -63,12 +64,21 @@ class MaskedLM(Task):
             self.tokenizer.mask_token_id, len(self.tokenizer), generator)
         return batch
 
+    def config_overrides(self):
+        return {"sparse_prediction": True}  # the LM head (and the last layer) run at the masked positions only
+
     def outputs(self, batch, output):
         import torch.nn.functional as F
 
         labels = batch["labels"].to(output.logits.device)
-        losses = F.cross_entropy(output.logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        return list(zip(losses.sum(1).tolist(), (labels != -100).sum(1).tolist()))
+        labelled = labels != -100  # (B, T)
+        logits = output.logits  # (M, V) with sparse prediction, else (B, T, V)
+        if logits.dim() == 3:
+            logits = logits[labelled]
+        losses = F.cross_entropy(logits.float(), labels[labelled], reduction="none")  # (M,)
+        rows = labelled.nonzero()[:, 0]  # row-major, the order of the sparse logits
+        sums = losses.new_zeros(labels.size(0)).index_add_(0, rows, losses)
+        return list(zip(sums.tolist(), labelled.sum(1).tolist()))
 
     def score(self, examples, features, outputs):
         total, count = sum(s for s, _ in outputs), sum(c for _, c in outputs)

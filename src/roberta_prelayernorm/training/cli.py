@@ -7,6 +7,10 @@ import json
 import os
 
 from ..tasks import FORMATS, TASKS
+from .recipes import RECIPES
+
+RECIPE_OPTIONS = ("epochs", "max_steps", "learning_rate", "grad_accum", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
+                  "adam_epsilon", "max_grad_norm", "max_length", "mlm_probability", "mask_mode", "precision")
 
 TRAIN_EXAMPLES = """examples:
   # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)
@@ -16,6 +20,10 @@ TRAIN_EXAMPLES = """examples:
   # continue masked-LM pre-training with 40% masking, every chosen token replaced by <mask>
   roberta-prelayernorm train --task masked-lm --model andreasmadsen/efficient_mlm_m0.40 --train corpus.jsonl \\
       --output out/mlm --max-steps 10000 --mlm-probability 0.4 --mask-mode mask --precision bf16
+
+  # pre-train from scratch with the efficient_mlm recipe on a corpus written by tokenize-corpus
+  roberta-prelayernorm train --task masked-lm --model CONFIG_DIR --from-scratch --train corpus/ --output out/pt \
+      --recipe efficient-mlm --batch-size 64
 
   # pick up a killed run where its last checkpoint left it
   roberta-prelayernorm train ...same options... --resume
@@ -37,7 +45,8 @@ def add_commands(subparsers) -> None:
     )
     parser.add_argument("--task", required=True, choices=tuple(TASKS))
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id to start from")
-    parser.add_argument("--train", required=True, help="training data: .jsonl, .csv, or a datasets folder")
+    parser.add_argument("--train", required=True,
+                        help="training data: .jsonl, .csv, a datasets folder, or (masked-lm) a tokenize-corpus folder")
     parser.add_argument("--validation", help="validation data, same format (metrics and the best model need it)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--tokenizer", help="tokenizer folder or hub id (default: the model's)")
@@ -53,6 +62,9 @@ def add_commands(subparsers) -> None:
     warmup.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps warming up (default 0)")
     warmup.add_argument("--warmup-steps", type=int, help="steps of linear warm-up (instead of --warmup-ratio)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
+    parser.add_argument("--adam-beta1", type=float, default=0.9, help="AdamW beta1 (default 0.9)")
+    parser.add_argument("--adam-beta2", type=float, default=0.999, help="AdamW beta2 (default 0.999)")
+    parser.add_argument("--adam-epsilon", type=float, default=1e-8, help="AdamW epsilon (default 1e-8)")
     parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm; 0 turns it off")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per sequence / masked-LM block (128)")
     parser.add_argument("--stride", type=int, default=32, help="question-answering: window overlap in tokens (32)")
@@ -78,7 +90,14 @@ def add_commands(subparsers) -> None:
                         help="continue from the latest checkpoint in --output, or from DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda:LOCAL_RANK if available)")
-    parser.set_defaults(func=run_train)
+    parser.add_argument("--peak-flops", type=float,
+                        help="the GPU's peak FLOP/s, for the MFU in the log (default: a table of bf16 peaks by name)")
+    parser.add_argument("--recipe", choices=RECIPES,
+                        help="a named preset of the options above; options given explicitly win (efficient-mlm: "
+                             "the efficient_mlm checkpoints' pre-training, see the README)")
+    # Recipe options default to unset, so a recipe can tell them from the user's; TrainingConfig's defaults
+    # (the ones the help texts state) apply where neither sets them.
+    parser.set_defaults(func=run_train, **{name: None for name in RECIPE_OPTIONS})
 
     parser = subparsers.add_parser(
         "evaluate", help="compute a saved model's metrics on a data file",
@@ -103,23 +122,28 @@ def add_commands(subparsers) -> None:
 
 
 def run_train(args) -> int:
+    import torch
+
+    from .recipes import recipe_settings
     from .trainer import Trainer, TrainingConfig, check_output_dir
 
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
         check_output_dir(args.output, resume=args.resume, overwrite=args.overwrite)
 
+    given = {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name) is not None}
+    if args.recipe:
+        cuda = torch.cuda.is_available() and not (args.device or "").startswith("cpu")
+        given = recipe_settings(args.recipe, args.task, given, args.batch_size, int(os.environ.get("WORLD_SIZE", "1")),
+                                cuda)
     config = TrainingConfig(
         task=args.task, output_dir=args.output, model=args.model, train=args.train, validation=args.validation,
-        tokenizer=args.tokenizer, from_scratch=args.from_scratch, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, grad_accum=args.grad_accum,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-        warmup_steps=args.warmup_steps, max_grad_norm=args.max_grad_norm, max_length=args.max_length,
-        stride=args.stride, label_all_pieces=args.label_all_pieces, mlm_probability=args.mlm_probability,
-        mask_mode=args.mask_mode, precision=args.precision, gradient_checkpointing=args.gradient_checkpointing,
+        tokenizer=args.tokenizer, from_scratch=args.from_scratch,
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, warmup_steps=args.warmup_steps,
+        stride=args.stride, label_all_pieces=args.label_all_pieces,
+        gradient_checkpointing=args.gradient_checkpointing,
         eval_every=args.eval_every, save_every=args.save_every, keep_checkpoints=args.keep_checkpoints,
         log_every=args.log_every, seed=args.seed, on_nonfinite=args.on_nonfinite, overwrite=args.overwrite,
-        progress=not args.no_progress,
-        device=args.device,
+        progress=not args.no_progress, device=args.device, peak_flops=args.peak_flops, **given,
     )
     trainer = Trainer(config)
     results = trainer.train(resume=args.resume)

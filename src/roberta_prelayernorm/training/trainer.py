@@ -19,6 +19,7 @@ sees exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ import torch.distributed as dist
 
 from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock
 from ..pipelines.base import as_device
+from . import corpus
 from .card import model_card
 from .data import read_records
 from ..tasks import TASKS, Task, make_task
@@ -66,6 +68,9 @@ class TrainingConfig:
     grad_accum: int = 1
     learning_rate: float = 5e-5
     weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
     warmup_ratio: float = 0.0
     warmup_steps: Optional[int] = None  # overrides warmup_ratio
     max_grad_norm: float = 1.0  # 0 turns clipping off
@@ -85,6 +90,7 @@ class TrainingConfig:
     overwrite: bool = False  # replace a finished run in output_dir (else refused)
     progress: bool = True
     device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
+    peak_flops: Optional[float] = None  # a GPU's peak FLOP/s for MFU; default: throughput.PEAK_BF16_FLOPS by name
 
     def check(self) -> None:
         """Raise ValueError naming the first impossible setting."""
@@ -107,6 +113,10 @@ class TrainingConfig:
             need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
         need(self.learning_rate > 0, "learning_rate", "a number > 0")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        for name in ("adam_beta1", "adam_beta2"):
+            need(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
+        need(self.adam_epsilon > 0, "adam_epsilon", "a number > 0")
+        need(self.peak_flops is None or self.peak_flops > 0, "peak_flops", "a number > 0 (or unset)")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
@@ -176,6 +186,38 @@ def find_checkpoint(path: str) -> str:
     return os.path.join(folder, steps[-1])
 
 
+class EpochPlan:
+    """The steps of one epoch for one process, each a list of grad_accum micro-batches of feature indices.
+
+    A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes the
+    r-th slice, so N processes see together exactly what one process with N times the batch sees. The
+    shuffle is one int64 tensor and each step's indices are made when asked for, so a corpus of many millions
+    of blocks costs 8 bytes per block, not Python lists.
+    """
+
+    def __init__(self, count: int, shuffle: torch.Generator, batch_size: int, grad_accum: int, process: Distributed):
+        world = process.world_size
+        self.total, self.count = count, count - count % world  # every rank gets equal shares (drops < world)
+        self.shuffle, self.order = shuffle, None
+        self.size, self.grad_accum, self.rank, self.world = batch_size * world, grad_accum, process.rank, world
+        self.batches = math.ceil(self.count / self.size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.batches / self.grad_accum)
+
+    def __getitem__(self, k: int) -> list[list[int]]:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        if self.order is None:
+            self.order = torch.randperm(self.total, generator=self.shuffle)[:self.count]
+        step = []
+        for b in range(k * self.grad_accum, min((k + 1) * self.grad_accum, self.batches)):
+            batch = self.order[b * self.size:(b + 1) * self.size]
+            share = len(batch) // self.world
+            step.append(batch[self.rank * share:(self.rank + 1) * share].tolist())
+        return step
+
+
 def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
     """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
     from ..config import RobertaPreLayerNormConfig
@@ -190,13 +232,17 @@ def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **over
 
 
 def file_fingerprint(path: str) -> str:
-    """Size and SHA-256 of a data file (of every file in a `datasets` folder): a changed file changes it."""
+    """Size and SHA-256 of a data file (of every file in a `datasets` folder): a changed file changes it. A
+    tokenize-corpus folder (which may hold billions of tokens) is known by its metadata and file sizes."""
     import hashlib
 
     paths = [path] if os.path.isfile(path) else sorted(
         os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
     digest, size = hashlib.sha256(), 0
     for name in paths:
+        if corpus.is_corpus(path) and os.path.basename(name) != corpus.METADATA:
+            size += os.path.getsize(name)
+            continue
         with open(name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -278,10 +324,14 @@ class Trainer:
                               mask_mode=config.mask_mode)
         if config.train is None:
             raise ValueError("config.train is not set: give a training data file")
-        train_records = read_records(config.train)
-        self.task.fit(train_records)
-        self.train_examples = self.task.examples(train_records)
-        self.train_features = self.task.features(self.train_examples)
+        if corpus.is_corpus(config.train):  # a tokenize-corpus folder: blocks read on demand
+            if config.task != "masked-lm":
+                raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
+            self.train_features = corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
+        else:
+            train_records = read_records(config.train)
+            self.task.fit(train_records)
+            self.train_features = self.task.features(self.task.examples(train_records))
         self.eval_examples = self.eval_features = None
         if config.validation:
             self.eval_examples = self.task.examples(read_records(config.validation))
@@ -291,9 +341,15 @@ class Trainer:
         if model is None:
             if config.model is None:
                 raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
-            model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
+            overrides = {k: v for k, v in self.task.config_overrides().items() if k != "sparse_prediction"}
+            model = load_model(self.task, config.model, config.from_scratch, **overrides)
         else:
             self._adopt_labels(model)
+        # Masked-LM steps run the LM head at the masked positions only; the models saved keep the setting the
+        # model came with, so that they answer as the documented API does (dense logits) wherever loaded.
+        self.saved_sparse = model.config.sparse_prediction
+        self.run_sparse = self.task.config_overrides().get("sparse_prediction", self.saved_sparse)
+        model.config.sparse_prediction = self.run_sparse
         check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
@@ -338,22 +394,11 @@ class Trainer:
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def epoch_plan(self, epoch: int) -> list[list[list[int]]]:
-        """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches.
-
-        A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes
-        the r-th slice, so N processes see together exactly what one process with N times the batch sees.
-        """
-        cfg, world = self.config, self.dist.world_size
-        order = torch.randperm(len(self.train_features), generator=generator(cfg.seed, epoch)).tolist()
-        order = order[:len(order) - len(order) % world]  # every rank gets equal shares (drops < world_size)
-        size = cfg.batch_size * world
-        batches = []
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
-            share = len(batch) // world
-            batches.append(batch[self.dist.rank * share:(self.dist.rank + 1) * share])
-        return [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+    def epoch_plan(self, epoch: int) -> "EpochPlan":
+        """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches."""
+        cfg = self.config
+        return EpochPlan(len(self.train_features), generator(cfg.seed, epoch), cfg.batch_size, cfg.grad_accum,
+                         self.dist)
 
     def steps_per_epoch(self) -> int:
         return len(self.epoch_plan(0))
@@ -370,7 +415,8 @@ class Trainer:
                 # Biases and LayerNorm weights are not decayed (as in BERT and RoBERTa training).
                 (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
         optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate,
+                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
         warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
         return optimizer, scheduler
@@ -414,11 +460,14 @@ class Trainer:
         bar = tqdm(total=total, initial=step, disable=not (cfg.progress and self.dist.is_main), unit="step")
         module = self.ddp or self.model
         module.train()
-        running, results = [], {}
+        running, results, speed = [], {}, {}
+        throughput = self._throughput()
         while step < total:
             plan = self.epoch_plan(epoch)
             for k in range(step_in_epoch, len(plan)):
-                loss = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                started = time.perf_counter()
+                loss, tokens = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                throughput.add(tokens, time.perf_counter() - started)
                 running.append(loss)
                 step += 1
                 step_in_epoch = k + 1
@@ -427,11 +476,13 @@ class Trainer:
                     epoch, step_in_epoch = epoch + 1, 0
                 lr = scheduler.get_last_lr()[0]
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
+                                **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
                 if step % cfg.log_every == 0 or step == total:
                     mean = self._reduce_mean(sum(running) / len(running))
+                    speed = self._speed(throughput.report())
                     self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
-                                  "loss": mean, "learning_rate": lr})
+                                  "loss": mean, "learning_rate": lr, **speed})
                     running = []
                 due = (lambda every: step % every == 0 if every else epoch_end)
                 if self.eval_features is not None and (due(cfg.eval_every) or step == total):
@@ -459,14 +510,36 @@ class Trainer:
         self._barrier()
         return results or (self.history[-1] if self.history else {})
 
-    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> float:
-        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples."""
+    def _throughput(self):
+        """Tokens/s of the training steps, and MFU where the GPU's peak FLOP/s is known (or given)."""
+        from .throughput import Throughput, peak_flops, train_flops_per_token
+
+        cfg, config = self.config, self.model.config
+        predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
+        if self.task.name == "masked-lm":
+            predicted = cfg.mlm_probability if getattr(config, "sparse_prediction", False) else 1.0
+        peak = cfg.peak_flops
+        if peak is None and self.device.type == "cuda":
+            peak = peak_flops(torch.cuda.get_device_name(self.device))
+        return Throughput(train_flops_per_token(config, cfg.max_length, predicted), peak)
+
+    def _speed(self, local: dict) -> dict:
+        """tokens_per_s of all processes together and the mean MFU of the devices, rounded for the log."""
+        out = {"tokens_per_s": round(self._reduce_mean(local["tokens_per_s"]) * self.dist.world_size, 1)}
+        if "mfu" in local:
+            out["mfu"] = round(self._reduce_mean(local["mfu"]), 4)
+        return out
+
+    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> tuple[float, int]:
+        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples
+        and the number of (non-padding) tokens it trained on."""
         cfg, world = self.config, self.dist.world_size
         examples = sum(len(b) for b in micro_batches) * world
-        total_loss, skipped = 0.0, False
+        total_loss, skipped, tokens = 0.0, False, 0
         for j, indices in enumerate(micro_batches):
             batch = self.task.collate([self.train_features[i] for i in indices],
                                       generator(cfg.seed, epoch, k, j, self.dist.rank))
+            tokens += int(batch["attention_mask"].sum())
             batch = {key: value.to(self.device) for key, value in batch.items()}
             last = j == len(micro_batches) - 1
             # Under DDP, gradients are averaged across processes only on the last micro-batch of a step.
@@ -488,7 +561,7 @@ class Trainer:
             total_loss += loss.item() * len(indices)
         if skipped:
             optimizer.zero_grad(set_to_none=True)
-            return float("nan")
+            return float("nan"), tokens
         self.steps_taken += 1
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
@@ -497,7 +570,7 @@ class Trainer:
         scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return total_loss * world / examples
+        return total_loss * world / examples, tokens
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether every process's loss is finite (all must agree, or the gradient all-reduce would hang)."""
@@ -563,10 +636,18 @@ class Trainer:
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
+    def _save_pretrained(self, folder: str) -> None:
+        config = self.model.config
+        config.sparse_prediction = self.saved_sparse
+        try:
+            self.model.save_pretrained(folder)
+        finally:
+            config.sparse_prediction = self.run_sparse
+
     def _save_model(self, target: str, results: dict) -> None:
         """model + tokenizer + config (+ eval_results.json) into `target`, atomically."""
         with atomic_folder(target) as tmp:
-            self.model.save_pretrained(tmp)
+            self._save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             base = None if self.config.from_scratch else self.config.model
             atomic_write_text(os.path.join(tmp, "README.md"),
@@ -642,7 +723,7 @@ class Trainer:
             }
             folder = os.path.join(cfg.output_dir, "checkpoints")
             with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
-                self.model.save_pretrained(tmp)
+                self._save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
                 atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
                 atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
@@ -651,16 +732,20 @@ class Trainer:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
         self._barrier()
 
+    @functools.cached_property
+    def train_fingerprint(self) -> str:
+        return file_fingerprint(self.config.train)  # once per run: the data does not change under it
+
     def settings(self) -> dict:
         """Every setting that changes the run's trajectory, as stored in checkpoints and compared on resume."""
         cfg, config = self.config, self.model.config
         names = ("task", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay",
-                 "warmup_ratio", "warmup_steps", "max_grad_norm", "max_length", "stride", "label_all_pieces",
-                 "mlm_probability", "mask_mode", "precision", "seed")
+                 "warmup_ratio", "warmup_steps", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon",
+                 "max_length", "stride", "label_all_pieces", "mlm_probability", "mask_mode", "precision", "seed")
         return {**{name: getattr(cfg, name) for name in names}, "world_size": self.dist.world_size,
                 "model": f"{type(self.model).__name__} ({config.num_hidden_layers} layers x {config.hidden_size}, "
                          f"vocab {config.vocab_size}, {config.num_labels} labels)",
-                "train": file_fingerprint(cfg.train)}
+                "train": self.train_fingerprint}
 
     def _resume(self, path, optimizer, scheduler, scaler) -> tuple[int, int, int]:
         folder = find_checkpoint(path)
@@ -678,6 +763,7 @@ class Trainer:
         loaded = type(self.model).from_pretrained(folder)
         self.model.load_state_dict(loaded.state_dict())
         self.model.config = loaded.config
+        self.model.config.sparse_prediction = self.run_sparse
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])

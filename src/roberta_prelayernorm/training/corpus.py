@@ -1,0 +1,189 @@
+"""A tokenized corpus on disk, for masked-LM pre-training on corpora larger than memory.
+
+    DIR/tokens.bin     the token stream: every document as <s> text </s>, one after the other (uint16 when
+                       the vocabulary fits, else uint32), read through a memory map
+    DIR/documents.npy  int64 offsets into the stream: document d is tokens[offsets[d]:offsets[d + 1]]
+    DIR/corpus.json    metadata (written last: a folder without it is not a finished corpus)
+
+`write_corpus` tokenizes text files chunk by chunk into DIR/.chunks/; a killed run started again skips the
+finished chunks. `CorpusBlocks` cuts the stream into blocks of max_length tokens exactly as the masked-LM
+task cuts a JSON Lines corpus, and reads only the blocks asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from typing import Iterator
+
+import numpy as np
+
+from ..files import atomic_write, atomic_write_text
+
+METADATA = "corpus.json"
+TOKENS = "tokens.bin"
+DOCUMENTS = "documents.npy"
+CHUNKS = ".chunks"
+FORMAT_VERSION = 1
+
+
+class CorpusError(ValueError):
+    """A corpus folder that cannot be written or read as asked."""
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """sha256 of the tokenizer's full definition (vocabulary, merges, normalisation, special tokens)."""
+    return hashlib.sha256(tokenizer._tokenizer.to_str().encode("utf-8")).hexdigest()
+
+
+def save_array(path: str, array: np.ndarray) -> None:
+    """np.save, atomically (np.save given a name would add ".npy" to the temporary file's)."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def is_corpus(path) -> bool:
+    return path is not None and os.path.isfile(os.path.join(path, METADATA))
+
+
+def read_texts(paths: list[str]) -> Iterator[str]:
+    """The documents of the files in order: each non-empty line of a text file, or the "text" of each record
+    of a .jsonl file."""
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if path.endswith(".jsonl"):
+                    try:
+                        text = json.loads(line).get("text")
+                    except (json.JSONDecodeError, AttributeError):
+                        text = None
+                    if not isinstance(text, str):
+                        raise CorpusError(f"{path}:{number}: expected a JSON object with a \"text\" string")
+                    yield text
+                else:
+                    yield line.rstrip("\r\n")
+
+
+def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int = 100_000,
+                 progress: bool = True) -> dict:
+    """Tokenize `paths` into the corpus folder `output` (resuming a killed run); returns the metadata."""
+    from tqdm.auto import tqdm
+
+    for path in paths:
+        if not os.path.isfile(path):
+            raise CorpusError(f"TEXT_FILES: {path!r} is not a file")
+    if chunk_documents < 1:
+        raise CorpusError(f"chunk_documents={chunk_documents} must be >= 1")
+    vocab = len(tokenizer)
+    plan = {"format": FORMAT_VERSION, "tokenizer_sha256": tokenizer_hash(tokenizer), "vocab_size": vocab,
+            "dtype": "uint16" if vocab <= 2**16 else "uint32", "chunk_documents": chunk_documents,
+            "sources": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in paths]}
+    if is_corpus(output):
+        raise CorpusError(f"--output {output!r} already holds a finished corpus; choose another folder")
+    chunks = os.path.join(output, CHUNKS)
+    os.makedirs(chunks, exist_ok=True)
+    plan_path = os.path.join(chunks, "plan.json")
+    if os.path.exists(plan_path):
+        with open(plan_path, encoding="utf-8") as f:
+            if json.load(f) != plan:
+                raise CorpusError(f"--output {output!r} holds a partial corpus of other files, tokenizer or chunk "
+                                  "size; remove it or choose another folder")
+    else:
+        atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    dtype = np.dtype(plan["dtype"])
+
+    def chunk_path(i, kind):
+        return os.path.join(chunks, f"chunk-{i:06d}.{kind}")
+
+    def write_chunk(i, texts):
+        encoding = tokenizer(texts, verbose=False)["input_ids"]
+        lengths = np.array([len(ids) for ids in encoding], dtype=np.int64)
+        stream = np.fromiter((t for ids in encoding for t in ids), dtype=dtype, count=int(lengths.sum()))
+        atomic_write(chunk_path(i, "bin"), stream.tofile)
+        save_array(chunk_path(i, "len"), lengths)  # last: its presence marks the chunk done
+
+    total_bytes = sum(s["bytes"] for s in plan["sources"])
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=not progress)
+    count, texts, done_bytes = 0, [], 0
+
+    def flush():
+        nonlocal count, texts
+        if not os.path.exists(chunk_path(count, "len")):  # finished chunks of a killed run are kept
+            write_chunk(count, texts)
+        count, texts = count + 1, []
+        bar.update(done_bytes - bar.n)
+
+    for text in read_texts(paths):
+        texts.append(text)
+        done_bytes += len(text.encode("utf-8")) + 1
+        if len(texts) == chunk_documents:
+            flush()
+    if texts:
+        flush()
+    bar.update(max(total_bytes - bar.n, 0))  # the text's bytes approximate the files' (blank lines, JSON)
+    bar.close()
+    return _join_chunks(output, plan, count)
+
+
+def _join_chunks(output: str, plan: dict, count: int) -> dict:
+    """Concatenate the chunks into tokens.bin and documents.npy, write corpus.json, drop the chunks."""
+    chunks = os.path.join(output, CHUNKS)
+    lengths = [np.load(os.path.join(chunks, f"chunk-{i:06d}.len")) for i in range(count)]
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])]).astype(np.int64)
+
+    def write_tokens(tmp):
+        with open(tmp, "wb") as out:
+            for i in range(count):
+                with open(os.path.join(chunks, f"chunk-{i:06d}.bin"), "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 24)
+
+    atomic_write(os.path.join(output, TOKENS), write_tokens)
+    save_array(os.path.join(output, DOCUMENTS), offsets)
+    metadata = {**{k: v for k, v in plan.items() if k != "chunk_documents"},
+                "documents": len(offsets) - 1, "tokens": int(offsets[-1])}
+    atomic_write_text(os.path.join(output, METADATA), json.dumps(metadata, indent=2) + "\n")
+    shutil.rmtree(chunks)
+    return metadata
+
+
+class CorpusBlocks:
+    """The masked-LM features of a corpus folder, read on demand: block i is tokens[i*L:(i+1)*L] (the last
+    may be shorter), with <s> and </s> of each document marked special, as MaskedLM.features makes them."""
+
+    def __init__(self, path: str, max_length: int, tokenizer=None):
+        with open(os.path.join(path, METADATA), encoding="utf-8") as f:
+            self.metadata = json.load(f)
+        if tokenizer is not None and self.metadata["tokenizer_sha256"] != tokenizer_hash(tokenizer):
+            raise CorpusError(f"--train {path!r} was tokenized with another tokenizer (sha256 "
+                              f"{self.metadata['tokenizer_sha256'][:12]}...); use that tokenizer or re-run "
+                              "tokenize-corpus with this one")
+        self.tokens = np.memmap(os.path.join(path, TOKENS), dtype=self.metadata["dtype"], mode="r",
+                                shape=(self.metadata["tokens"],)) if self.metadata["tokens"] else np.zeros(0)
+        self.offsets = np.load(os.path.join(path, DOCUMENTS), mmap_mode="r")
+        self.max_length = max_length
+
+    def __len__(self) -> int:
+        return -(-len(self.tokens) // self.max_length)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start = i * self.max_length
+        ids = self.tokens[start:start + self.max_length].astype(np.int64)
+        end = start + len(ids)
+        special = np.zeros(len(ids), dtype=np.int64)
+        first = np.searchsorted(self.offsets, start)  # documents that start (and end) inside the block
+        last = np.searchsorted(self.offsets, end, side="right")
+        starts = np.asarray(self.offsets[first:last])
+        special[starts[starts < end] - start] = 1  # <s>
+        ends = np.asarray(self.offsets[max(first, 1):last + 1]) - 1
+        special[ends[(ends >= start) & (ends < end)] - start] = 1  # </s>
+        return {"input_ids": ids.tolist(), "special_tokens_mask": special.tolist(),
+                "attention_mask": [1] * len(ids), "example": i}

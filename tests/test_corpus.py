@@ -1,0 +1,191 @@
+"""tokenize-corpus and the memory-mapped corpus: the same blocks as the JSON Lines path, resumable writing,
+and masked-LM training on it that resumes after SIGKILL to the weights of an uninterrupted run."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from roberta_prelayernorm.cli import main
+from roberta_prelayernorm.training import Trainer, TrainingConfig, read_records
+from roberta_prelayernorm.training.corpus import CorpusBlocks, CorpusError, write_corpus
+from roberta_prelayernorm.tasks import make_task
+from test_training import KILLED_RUN
+from training_utils import data, head, make_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tiny, tmp_path_factory):
+    """The first 48 records of the demo corpus as JSON Lines, and as a folder written by tokenize-corpus."""
+    folder = tmp_path_factory.mktemp("corpus")
+    jsonl = head(data("corpus.jsonl"), 48, folder / "train.jsonl")
+    assert main(["tokenize-corpus", str(jsonl), "--tokenizer", tiny, "--output", str(folder / "dir"),
+                 "--chunk-documents", "10", "--no-progress"]) == 0
+    return str(jsonl), str(folder / "dir")
+
+
+def test_blocks_equal_the_json_lines_features(tiny, corpus):
+    jsonl, folder = corpus
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    for length in (64, 37):
+        task = make_task("masked-lm", tokenizer, length)
+        expected = task.features(task.examples(read_records(jsonl)))
+        blocks = CorpusBlocks(folder, length, tokenizer)
+        assert len(blocks) == len(expected)
+        assert [blocks[i] for i in range(len(blocks))] == expected
+    metadata = json.loads(open(os.path.join(folder, "corpus.json")).read())
+    assert metadata["dtype"] == "uint16" and metadata["vocab_size"] == len(tokenizer)
+    assert metadata["documents"] == 48 and not os.path.exists(os.path.join(folder, ".chunks"))
+    assert os.path.getsize(os.path.join(folder, "tokens.bin")) == 2 * metadata["tokens"]
+
+
+class Tokenizer:
+    """A tokenizer that counts its calls and can be made to fail on the n-th (a killed run)."""
+
+    def __init__(self, tokenizer, fail_at=None):
+        self.tokenizer, self.fail_at, self.calls = tokenizer, fail_at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __len__(self):
+        return len(self.tokenizer)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return self.tokenizer(*args, **kwargs)
+
+
+def test_a_killed_tokenize_corpus_continues_without_redoing_chunks(tiny, corpus, tmp_path):
+    jsonl, straight = corpus
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=3), str(tmp_path / "dir"), 10, progress=False)
+    assert sorted(os.listdir(tmp_path / "dir" / ".chunks")) == [
+        "chunk-000000.bin", "chunk-000000.len", "chunk-000001.bin", "chunk-000001.len", "plan.json"]
+    assert not os.path.exists(tmp_path / "dir" / "corpus.json")
+    again = Tokenizer(tokenizer)
+    write_corpus([jsonl], again, str(tmp_path / "dir"), 10, progress=False)
+    assert again.calls == 3  # chunks 2, 3 and 4 of 5
+    for name in ("tokens.bin", "documents.npy", "corpus.json"):
+        assert (tmp_path / "dir" / name).read_bytes() == open(os.path.join(straight, name), "rb").read(), name
+    with pytest.raises(CorpusError, match="already holds a finished corpus"):
+        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), 10, progress=False)
+
+
+def test_a_partial_corpus_of_other_settings_is_refused(tiny, corpus, tmp_path):
+    jsonl, _ = corpus
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=2), str(tmp_path / "dir"), 10, progress=False)
+    with pytest.raises(CorpusError, match="holds a partial corpus of other files, tokenizer or chunk size"):
+        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), 20, progress=False)
+
+
+def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
+    assert main(["tokenize-corpus", str(tmp_path / "missing.txt"), "--tokenizer", tiny,
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.txt" in err and "is not a file" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n[1, 2]\n')
+    assert main(["tokenize-corpus", str(bad), "--tokenizer", tiny, "--output", str(tmp_path / "out2")]) == 2
+    assert f"{bad}:2: expected a JSON object" in capsys.readouterr().err
+
+
+def test_plain_text_lines_are_documents(tiny, tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_text("first document\n\nsecond one\n")
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    write_corpus([str(text)], tokenizer, str(tmp_path / "dir"), progress=False)
+    offsets = np.load(tmp_path / "dir" / "documents.npy")
+    expected = tokenizer(["first document", "second one"])["input_ids"]
+    assert offsets.tolist() == [0, len(expected[0]), len(expected[0]) + len(expected[1])]
+    tokens = np.fromfile(tmp_path / "dir" / "tokens.bin", dtype=np.uint16).tolist()
+    assert tokens == expected[0] + expected[1]
+
+
+def run_config(tmp_path, tiny, train, name, **overrides):
+    values = dict(task="masked-lm", model=tiny, train=train, output_dir=str(tmp_path / name), max_steps=8,
+                  batch_size=8, learning_rate=2e-3, max_length=64, progress=False, log_every=4, save_every=2,
+                  warmup_steps=2)
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+def test_training_on_the_corpus_equals_training_on_json_lines(tmp_path, tiny, corpus):
+    jsonl, folder = corpus
+    a = Trainer(run_config(tmp_path, tiny, jsonl, "jsonl", max_steps=4))
+    a.train()
+    b = Trainer(run_config(tmp_path, tiny, folder, "dir", max_steps=4))
+    b.train()
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_corpus_needs_masked_lm_and_its_tokenizer(tmp_path, tiny, corpus):
+    _, folder = corpus
+    with pytest.raises(ValueError, match="only task='masked-lm' reads"):
+        Trainer(run_config(tmp_path, tiny, folder, "x", task="sequence-classification"))
+    other = make_tiny_model(str(tmp_path / "other"))
+    tokenizer = rp.AutoTokenizer.from_pretrained(other)
+    tokenizer.add_tokens(["brandnewtoken"])
+    with pytest.raises(ValueError, match="was tokenized with another tokenizer"):
+        CorpusBlocks(folder, 64, tokenizer)
+
+
+def test_resume_after_sigkill_on_the_corpus_gives_the_same_weights(tmp_path, tiny, corpus):
+    _, folder = corpus
+    straight = Trainer(run_config(tmp_path, tiny, folder, "straight"))
+    straight.train()
+    killed = run_config(tmp_path, tiny, folder, "killed")
+    process = subprocess.Popen([sys.executable, "-c", KILLED_RUN, json.dumps(killed.__dict__)],
+                               stdout=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.stdout.readline().strip() == b"SAVING"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = Trainer(run_config(tmp_path, tiny, folder, "killed"))
+    resumed.train(resume=True)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_epoch_plan_ranks_take_disjoint_blocks_and_scale():
+    from roberta_prelayernorm.training.trainer import Distributed, EpochPlan, generator
+
+    def taken(plan):
+        return [i for k in range(len(plan)) for batch in plan[k] for i in batch]
+
+    plans = [EpochPlan(100, generator(42, 3), 4, 2, Distributed(rank, 2, rank)) for rank in range(2)]
+    assert not set(taken(plans[0])) & set(taken(plans[1])) and len(taken(plans[0])) == len(taken(plans[1])) == 50
+    # step by step, the two ranks together see what one process with twice the batch sees
+    one = EpochPlan(100, generator(42, 3), 8, 2, Distributed())
+    for k in range(len(one)):
+        assert [sorted(a + b) for a, b in zip(plans[0][k], plans[1][k])] == [sorted(batch) for batch in one[k]]
+    # 101 blocks over 2 ranks: one is left out, so both take the same number of steps
+    assert [len(taken(EpochPlan(101, generator(42, 3), 4, 2, Distributed(r, 2, r)))) for r in range(2)] == [50, 50]
+    # a corpus of 10^9 blocks: the plan is made per step, the shuffle only when a step is asked for
+    huge = EpochPlan(10**9, generator(42, 0), 32, 128, Distributed())
+    assert len(huge) == math.ceil(10**9 / 32 / 128) and huge.order is None
