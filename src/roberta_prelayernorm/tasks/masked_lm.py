@@ -28,7 +28,7 @@ class MaskedLM(Task):
 
     def __init__(self, tokenizer, max_length: int = 128, mlm_probability: float = 0.15,
                  mask_mode: str = "80-10-10"):
-        from ..training.collate import MASK_MODES
+        from ..training.config import MASK_MODES
 
         super().__init__(tokenizer, max_length)
         rate = mlm_probability

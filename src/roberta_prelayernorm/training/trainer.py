@@ -34,94 +34,19 @@ import torch.distributed as dist
 
 from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock
 from ..pipelines.base import as_device
+from ..tasks import Task, make_task
 from . import corpus
 from .card import model_card
+from .config import PRECISIONS, TrainingConfig
 from .data import read_records
-from ..tasks import TASKS, Task, make_task
 
 logger = logging.getLogger("roberta_prelayernorm.training")
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-NONFINITE_ACTIONS = ("stop", "skip")
 STATE_FILE = "trainer_state.pt"
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (training stops unless on_nonfinite="skip")."""
-
-
-@dataclass
-class TrainingConfig:
-    """Everything a run needs; the CLI's `train` options map one to one onto these fields."""
-
-    task: str
-    output_dir: str
-    model: Optional[str] = None  # folder or hub id; not needed when a model object is given to Trainer
-    train: Optional[str] = None  # data file (.jsonl/.csv) or a saved `datasets` folder
-    validation: Optional[str] = None
-    tokenizer: Optional[str] = None  # default: the model's
-    from_scratch: bool = False  # build the model from `model`'s config with fresh weights
-    epochs: float = 3.0
-    max_steps: Optional[int] = None  # overrides epochs
-    batch_size: int = 16  # per process
-    eval_batch_size: Optional[int] = None  # default: 2 * batch_size
-    grad_accum: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    warmup_ratio: float = 0.0
-    warmup_steps: Optional[int] = None  # overrides warmup_ratio
-    max_grad_norm: float = 1.0  # 0 turns clipping off
-    max_length: int = 128
-    stride: int = 32  # question-answering: overlap of context windows (tokens)
-    label_all_pieces: bool = False  # token-classification: label every sub-word piece, not just the first
-    mlm_probability: float = 0.15
-    mask_mode: str = "80-10-10"  # or "mask": every chosen token becomes <mask>
-    precision: str = "fp32"
-    gradient_checkpointing: bool = False
-    eval_every: Optional[int] = None  # steps; default: at the end of every epoch
-    save_every: Optional[int] = None  # steps; default: at the end of every epoch
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 42
-    on_nonfinite: str = "stop"  # or "skip": drop the step's update and go on
-    overwrite: bool = False  # replace a finished run in output_dir (else refused)
-    progress: bool = True
-    device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
-    peak_flops: Optional[float] = None  # a GPU's peak FLOP/s for MFU; default: throughput.PEAK_BF16_FLOPS by name
-
-    def check(self) -> None:
-        """Raise ValueError naming the first impossible setting."""
-        def need(ok: bool, name: str, allowed: str):
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: {allowed}")
-
-        need(self.task in TASKS, "task", f"one of {', '.join(TASKS)}")
-        need(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
-        need(self.on_nonfinite in NONFINITE_ACTIONS, "on_nonfinite", f"one of {', '.join(NONFINITE_ACTIONS)}")
-        need(self.mask_mode in ("80-10-10", "mask"), "mask_mode", "'80-10-10' or 'mask'")
-        need(0 < self.mlm_probability < 1, "mlm_probability", "a rate in (0, 1)")
-        for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "mlm_probability"):
-            need(math.isfinite(getattr(self, name)), name, "a finite number")
-        need(self.epochs > 0, "epochs", "a number > 0")
-        need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
-        for name in ("batch_size", "grad_accum", "max_length", "keep_checkpoints", "log_every"):
-            need(getattr(self, name) >= 1, name, "an int >= 1")
-        for name in ("eval_batch_size", "eval_every", "save_every"):
-            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
-        need(self.learning_rate > 0, "learning_rate", "a number > 0")
-        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        for name in ("adam_beta1", "adam_beta2"):
-            need(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
-        need(self.adam_epsilon > 0, "adam_epsilon", "a number > 0")
-        need(self.peak_flops is None or self.peak_flops > 0, "peak_flops", "a number > 0 (or unset)")
-        need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
-        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
-        need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
-        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride",
-             f"an int in [0, max_length={self.max_length})")
 
 
 # -- processes ------------------------------------------------------------------------------------------
