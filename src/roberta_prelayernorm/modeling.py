@@ -530,7 +530,25 @@ class RobertaPreLayerNormLMHead(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self._tie_weights()
+
+    def _tie_weights(self) -> None:
+        """The decoder's bias is this head's `bias`, the name checkpoints store it under (tie_weights calls
+        this on every module that has it)."""
         self.decoder.bias = self.bias
+
+    def resize_vocabulary(self, num_tokens: int, keep: int, init=None) -> None:
+        """Give the vocabulary axis `num_tokens` rows, the first `keep` of them kept (resize_token_embeddings
+        calls this on every module that has it). The new decoder is left to tying, or, given `init`,
+        initialised with it and given its old rows."""
+        bias = torch.zeros(num_tokens, device=self.bias.device, dtype=self.bias.dtype)
+        bias[:keep] = self.bias.data[:keep]
+        self.bias = nn.Parameter(bias)
+        decoder = Linear(self.decoder.in_features, num_tokens, device=bias.device, dtype=bias.dtype)
+        if init is not None:
+            init(decoder)
+            decoder.weight.data[:keep] = self.decoder.weight.data[:keep]
+        self.decoder = decoder
 
     def forward(self, features):
         return self.decoder(self.layer_norm(F.gelu(self.dense(features))))
