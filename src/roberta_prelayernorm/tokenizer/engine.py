@@ -51,10 +51,10 @@ class Engine:
         return backend
 
     def encode(self, inputs: list, request: EncodeRequest, strategies: Strategies, *, prefix_space: bool,
-               truncation_side: str, padding_side: str, pad: tuple[int, int, Optional[str]]) -> list:
+               truncation_side: str, padding_side: str, pad: Optional[tuple]) -> list:
         """The `tokenizers.Encoding` of each input (overflowing windows attached to their first row).
 
-        `pad` is (pad_id, pad_type_id, pad_token)."""
+        `pad` is (pad_id, pad_type_id, pad_token) where the strategies pad."""
         truncation = padding = None
         if strategies.truncation != "do_not_truncate":
             truncation = (("max_length", strategies.max_length), ("stride", request.stride),

@@ -17,9 +17,9 @@ PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class EncodeRequest:
-    """The arguments of one tokenizer call (see RobertaPreLayerNormTokenizer.__call__)."""
+    """The arguments of one tokenizer call (see RobertaPreLayerNormTokenizer.__call__), read, never changed."""
 
     add_special_tokens: bool = True
     padding: Union[bool, str, None] = False
@@ -41,7 +41,10 @@ class EncodeRequest:
     @classmethod
     def of(cls, arguments: dict) -> "EncodeRequest":
         """The request from a call's arguments (its locals()); other names are ignored."""
-        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
+        return cls(**{name: arguments[name] for name in REQUEST_FIELDS})
+
+
+REQUEST_FIELDS = tuple(field.name for field in dataclasses.fields(EncodeRequest))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +57,10 @@ class Strategies:
 
 
 def resolve(
-    padding, truncation, max_length, pad_to_multiple_of, verbose: bool, *, model_max_length: int, has_pad_token: bool
+    padding, truncation, max_length, pad_to_multiple_of, verbose: bool, *, model_max_length: int, has_pad_token
 ) -> Strategies:
-    """Normalise padding/truncation/max_length as transformers' _get_padding_truncation_strategies does."""
+    """Normalise padding/truncation/max_length as transformers' _get_padding_truncation_strategies does.
+    `has_pad_token()` tells whether the tokenizer can pad (asked only where padding is on)."""
     if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
         raise ValueError(f"max_length must be an int >= 0 or None, got {max_length!r}")
     if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
@@ -103,7 +107,7 @@ def resolve(
             truncation = "do_not_truncate"
         else:
             max_length = model_max_length
-    if padding != "do_not_pad" and not has_pad_token:
+    if padding != "do_not_pad" and not has_pad_token():
         raise ValueError(
             f"padding={padding!r} needs a pad token and this tokenizer has none: set one with "
             "tokenizer.pad_token = tokenizer.eos_token or tokenizer.add_special_tokens({'pad_token': '<pad>'})"

@@ -236,8 +236,8 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
         truncation, max_length = strategies.truncation, strategies.max_length
         side = self.padding_side if request.padding_side is None else check_side("padding_side", request.padding_side)
         has_pair = any(isinstance(item, tuple) for item in inputs)
-        added = self.num_special_tokens_to_add(pair=has_pair) if request.add_special_tokens else 0
         if truncation != "do_not_truncate":
+            added = self.num_special_tokens_to_add(pair=has_pair) if request.add_special_tokens else 0
             check_window(max_length, stride, added)
 
         # Pre-split words are each tokenized as if a space preceded them (the slow RobertaTokenizer's behaviour
@@ -254,7 +254,8 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             prefix_space=prefix_space,
             truncation_side=self.truncation_side,
             padding_side=side,
-            pad=(self.pad_token_id, self.pad_token_type_id, self.pad_token),
+            pad=None if strategies.padding == "do_not_pad" else (self.pad_token_id, self.pad_token_type_id,
+                                                                   self.pad_token),
         )
         data, encodings = model_inputs(encodings, request, self.model_input_names)
         if max_length is None and request.verbose and data["input_ids"]:
@@ -273,7 +274,7 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             pad_to_multiple_of,
             verbose,
             model_max_length=self.model_max_length,
-            has_pad_token=self.pad_token is not None and self.pad_token_id is not None,
+            has_pad_token=lambda: self.pad_token is not None and self.pad_token_id is not None,
         )
 
     def _warn_if_too_long(self, length: int) -> None:
