@@ -75,7 +75,8 @@ def run_train(args) -> int:
     import torch
 
     from .recipes import recipe_settings
-    from .trainer import Trainer, check_output_dir
+    from .checkpoints import check_output_dir
+    from .trainer import Trainer
 
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
         check_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite)
