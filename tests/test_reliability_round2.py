@@ -133,9 +133,9 @@ def writes_fail_after(monkeypatch, k):
         real(path, writer)
 
     from roberta_prelayernorm import checkpoint
-    from roberta_prelayernorm.training import trainer
+    from roberta_prelayernorm.training import checkpoints, curves
 
-    for module in (files, checkpoint, trainer):  # every module that calls it
+    for module in (files, checkpoint, checkpoints, curves):  # every module that calls it
         monkeypatch.setattr(module, "atomic_write", write)
     return count
 

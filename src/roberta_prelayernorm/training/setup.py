@@ -52,6 +52,18 @@ def choose_device(device: Optional[str] = None, local_rank: Optional[int] = None
     return torch.device("cpu")
 
 
+def training_device(device: Optional[str], local_rank: int, precision: str) -> torch.device:
+    """choose_device, made this process's current CUDA device (NCCL collectives, all_gather_object too, use
+    it); bf16 on a GPU without it is refused."""
+    device = choose_device(device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(device)}; "
+                             "use 'fp16' or 'fp32'")
+    return device
+
+
 def autocast(precision: str, device: torch.device):
     """A function giving the context that runs forward passes at `precision` ("fp32": no autocast)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_write, atomic_write_text, check_output, exclusive_lock
+from ..files import atomic_write_text, check_output, exclusive_lock
 from ..tasks import Task, make_task
 from . import corpus
 from .card import model_card
@@ -45,9 +45,11 @@ from .checkpoints import (
     save_top,
 )
 from .config import PRECISIONS, TrainingConfig
+from .curves import plot_curves
 from .data import read_records
-from .setup import Distributed, EpochPlan, autocast, choose_device, generator, setup_distributed
+from .setup import Distributed, EpochPlan, autocast, choose_device, generator, setup_distributed, training_device
 from .state import TrainState, linear_schedule, make_optimizer
+from .throughput import run_throughput
 
 logger = logging.getLogger("roberta_prelayernorm.training")
 
@@ -82,6 +84,20 @@ def check_length(max_length: int, tokenizer, model_config) -> None:
     fit_to_model(tokenizer, model_config)
 
 
+def training_features(config: TrainingConfig, task: Task, tokenizer):
+    """The features of config.train, the task fitted to its records (label set); a tokenize-corpus folder
+    (masked-lm only) gives its blocks, read on demand."""
+    if config.train is None:
+        raise ValueError("config.train is not set: give a training data file")
+    if corpus.is_corpus(config.train):
+        if config.task != "masked-lm":
+            raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
+        return corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
+    records = read_records(config.train)
+    task.fit(records)
+    return task.features(task.examples(records))
+
+
 class Trainer:
     """Trains a model on one task; see the module docstring. `model` and `tokenizer` may be given as objects
     (then config.model is only needed for a tokenizer when none is given)."""
@@ -93,13 +109,8 @@ class Trainer:
         check_output(config.output_dir, "output_dir", folder=True)  # before any work
         self.config = config
         self.dist = setup_distributed()
-        self.device = choose_device(config.device, self.dist.local_rank)
+        self.device = training_device(config.device, self.dist.local_rank, config.precision)
         self.autocast = autocast(config.precision, self.device)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)  # NCCL collectives (all_gather_object too) use the current device
-        if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(self.device)}; "
-                             "use 'fp16' or 'fp32'")
 
         if tokenizer is None:
             source = config.tokenizer or config.model
@@ -110,16 +121,7 @@ class Trainer:
         self.task = make_task(config.task, tokenizer, config.max_length, stride=config.stride,
                               label_all_pieces=config.label_all_pieces, mlm_probability=config.mlm_probability,
                               mask_mode=config.mask_mode)
-        if config.train is None:
-            raise ValueError("config.train is not set: give a training data file")
-        if corpus.is_corpus(config.train):  # a tokenize-corpus folder: blocks read on demand
-            if config.task != "masked-lm":
-                raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
-            self.train_features = corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
-        else:
-            train_records = read_records(config.train)
-            self.task.fit(train_records)
-            self.train_features = self.task.features(self.task.examples(train_records))
+        self.train_features = training_features(config, self.task, tokenizer)
         self.eval_examples = self.eval_features = None
         if config.validation:
             self.eval_examples = self.task.examples(read_records(config.validation))
@@ -248,7 +250,7 @@ class Trainer:
         module = self.ddp or self.model
         module.train()
         running, results, speed = [], {}, {}
-        throughput = self._throughput()
+        throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
         while state.step < total:
             plan = self.epoch_plan(state.epoch)
             for k in range(state.step_in_epoch, len(plan)):
@@ -287,19 +289,6 @@ class Trainer:
                     break
         bar.close()
         return results
-
-    def _throughput(self):
-        """Tokens/s of the training steps, and MFU where the GPU's peak FLOP/s is known (or given)."""
-        from .throughput import Throughput, peak_flops, train_flops_per_token
-
-        cfg, config = self.config, self.model.config
-        predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
-        if self.task.name == "masked-lm":
-            predicted = cfg.mlm_probability if getattr(config, "sparse_prediction", False) else 1.0
-        peak = cfg.peak_flops
-        if peak is None and self.device.type == "cuda":
-            peak = peak_flops(torch.cuda.get_device_name(self.device))
-        return Throughput(train_flops_per_token(config, cfg.max_length, predicted), peak)
 
     def _speed(self, local: dict) -> dict:
         """tokens_per_s of all processes together and the mean MFU of the devices, rounded for the log."""
@@ -423,37 +412,10 @@ class Trainer:
 
     def plot(self) -> Optional[str]:
         """Draw the training and validation curves into output_dir/curves.png (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        path = os.path.join(self.config.output_dir, "curves.png")
+        if not plot_curves(self.history, self.task.name, self.task.metric, path):
             self.log("matplotlib is not installed (pip install 'roberta-prelayernorm[train]'): no curves.png")
             return None
-        train = [e for e in self.history if e["split"] == "train" and not math.isnan(e["loss"])]
-        valid = [e for e in self.history if e["split"] == "validation"]
-        metric = self.task.metric
-        panels = 2 if valid and metric != "loss" else 1
-        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
-        ax = axes[0][0]
-        ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss")
-        if valid:
-            ax.plot([e["step"] for e in valid], [e["loss"] for e in valid], "o-", label="validation loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(f"{self.task.name}: loss")
-        ax.legend()
-        if panels == 2:
-            ax = axes[0][1]
-            ax.plot([e["step"] for e in valid], [e.get(metric) for e in valid], "o-", color="C2")
-            ax.set_xlabel("step")
-            ax.set_ylabel(metric)
-            ax.set_title(f"validation {metric}")
-        fig.tight_layout()
-        path = os.path.join(self.config.output_dir, "curves.png")
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
         return path
 
     @functools.cached_property
