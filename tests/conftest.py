@@ -32,3 +32,23 @@ def bpe_dir(tmp_path_factory):
     vocab["<mask>"] = len(vocab)
     vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest (and reproducibly) on one thread, above all on a busy 2-core machine. A test
+    module uses it for all its tests with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny masked-LM model folder (make_tiny_model), one per test module."""
+    from training_utils import make_tiny_model
+
+    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))

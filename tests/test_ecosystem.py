@@ -310,7 +310,7 @@ def test_package_trainer_writes_a_model_card(tmp_path):
     train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
     trainer = Trainer(TrainingConfig(task="sequence-classification", model=base, train=str(train),
                                      validation=str(train), output_dir=str(tmp_path / "out"), max_steps=2,
-                                     batch_size=8, progress=False))
+                                     batch_size=8, max_length=64, progress=False))
     trainer.train()
     metric = trainer.task.metric
     card = (tmp_path / "out" / "best" / "README.md").read_text()

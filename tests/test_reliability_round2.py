@@ -15,20 +15,10 @@ import roberta_prelayernorm as rp
 from roberta_prelayernorm import files
 from roberta_prelayernorm.cli import main
 from roberta_prelayernorm.training import NonFiniteLossError, Trainer, TrainingConfig
-from training_utils import data, head, make_tiny_model, write_jsonl
+from training_utils import data, head, write_jsonl
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

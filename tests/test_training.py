@@ -13,24 +13,13 @@ import torch
 
 import roberta_prelayernorm as rp
 from roberta_prelayernorm.training import DataError, NonFiniteLossError, Trainer, TrainingConfig, read_records
-from training_utils import data, head, make_tiny_model, write_jsonl
+from training_utils import data, head, write_jsonl
 
 FILES = {"sequence-classification": "sentiment", "token-classification": "ner", "question-answering": "qa",
          "multiple-choice": "choice", "masked-lm": "corpus"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest (and reproducibly) on one thread, above all on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config(tmp_path, task, tiny, n=48, **overrides):
