@@ -7,7 +7,7 @@ import json
 import os
 
 from ..tasks import FORMATS
-from .config import add_arguments, config_of
+from .config import add_arguments, config_of, flag_order
 from .recipes import RECIPES
 
 RECIPE_OPTIONS = ("epochs", "max_steps", "learning_rate", "grad_accum", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
@@ -44,9 +44,12 @@ def add_commands(subparsers) -> None:
         description="Train a model on local data; one process, or many under torchrun.\n\n" + FORMATS,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EXAMPLES,
     )
-    add_arguments(parser)
+    names = [config_field.name for config_field in flag_order()]
+    cut = names.index("progress")  # --resume between --overwrite and --no-progress
+    add_arguments(parser, names[:cut])
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
                         help="continue from the latest checkpoint in --output, or from DIR")
+    add_arguments(parser, names[cut:])
     parser.add_argument("--recipe", choices=RECIPES,
                         help="a named preset of the options above; options given explicitly win (efficient-mlm: "
                              "the efficient_mlm checkpoints' pre-training, see the README)")

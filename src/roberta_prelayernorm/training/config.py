@@ -19,7 +19,8 @@ MASK_MODES = ("80-10-10", "mask")
 
 def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):
     """A config field with its command-line option: `name=` (the flag, default --field-name), `group=` (flags of
-    one group exclude each other), `invert=True` (a --no-... flag that sets the field False), and any
+    one group exclude each other), `invert=True` (a --no-... flag that sets the field False), `after=` (the
+    field whose flag it follows on the command line, where that differs from the field order), and any
     add_argument keyword (required, choices, metavar...)."""
     return field(default=default, metadata={"help": help, **argparse_options})
 
@@ -29,7 +30,8 @@ class TrainingConfig:
     """Everything a run needs; the CLI's `train` options are generated from these fields (see `flag`)."""
 
     task: str = flag(required=True, choices=tuple(TASKS))
-    output_dir: str = flag(name="--output", required=True, help="output folder", metavar="OUTPUT")
+    output_dir: str = flag(name="--output", required=True, help="output folder", metavar="OUTPUT",
+                           after="validation")
     # folder or hub id; not needed when a model object is given to Trainer
     model: Optional[str] = flag(None, "checkpoint folder or hub id to start from", required=True)
     # data file (.jsonl/.csv), a saved `datasets` folder, or (masked-lm) a tokenize-corpus folder
@@ -105,15 +107,25 @@ class TrainingConfig:
              f"an int in [0, max_length={self.max_length})")
 
 
+def flag_order() -> list[dataclasses.Field]:
+    """TrainingConfig's fields in the order of their flags: field order, a field with `after=` moved."""
+    order = list(dataclasses.fields(TrainingConfig))
+    for moved in [f for f in order if "after" in f.metadata]:
+        order.remove(moved)
+        order.insert(next(i for i, f in enumerate(order) if f.name == moved.metadata["after"]) + 1, moved)
+    return order
+
+
 def add_arguments(parser: argparse.ArgumentParser, names=None, **overrides) -> None:
-    """Add the flags of TrainingConfig's fields `names` (default: all) to `parser`, in field order; each parsed
+    """Add the flags of TrainingConfig's fields `names` (default: all) to `parser`, in flag_order; each parsed
     value lands on the field's name. `overrides` maps a field name to add_argument keywords that replace its
     own (another default, help...)."""
     groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
-    for config_field in dataclasses.fields(TrainingConfig):
+    for config_field in flag_order():
         if names is not None and config_field.name not in names:
             continue
         options = {**config_field.metadata, **overrides.get(config_field.name, {})}
+        options.pop("after", None)
         option = options.pop("name", "--" + config_field.name.replace("_", "-"))
         group = options.pop("group", None)
         kind = config_field.type.removeprefix("Optional[").removesuffix("]")  # annotations are strings here
