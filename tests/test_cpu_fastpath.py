@@ -245,8 +245,8 @@ def test_full_range_int8_halves_the_error_of_torchs_7_bit_inputs():
     """oneDNN on VNNI/AMX takes 8-bit inputs exactly: the full range is closer to float than torch's 7 bits."""
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
-    from roberta_prelayernorm.quantization import FullRangeLinear, full_range_available, quantized_engine, \
-        quantized_linear
+    from roberta_prelayernorm.quantization import (FullRangeLinear, full_range_available, quantized_engine,
+                                                   quantized_linear)
 
     if not full_range_available() or "onednn" not in torch.backends.quantized.supported_engines:
         pytest.skip("no oneDNN int8 kernels with VNNI/AMX here")
