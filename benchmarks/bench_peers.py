@@ -100,9 +100,7 @@ def roofline(size: dict, tokens: int = 1024, repeats: int = 5) -> dict:
     import onnxruntime  # noqa: F401  (fail early without the bench extra)
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    from roberta_prelayernorm.quantization import fastest_int8_engine, quantized_engine, quantized_linear
+    from roberta_prelayernorm.quantization import fastest_int8_engine, quantize_linear
 
     def onednn(x, packed):
         return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
@@ -120,8 +118,7 @@ def roofline(size: dict, tokens: int = 1024, repeats: int = 5) -> dict:
         packed_bf16 = torch.ops.mkldnn._reorder_linear_weight(w.bfloat16(), None)
         linear = torch.nn.Linear(fan_in, fan_out, bias=False)
         linear.weight.data = w
-        with quantized_engine(fastest_int8_engine()):
-            int8 = quantized_linear(linear, per_channel_dynamic_qconfig)
+        int8 = quantize_linear(linear)
         graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm",
                                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", fan_in])],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", fan_out])],

@@ -239,3 +239,34 @@ def test_int8_uses_the_fastest_engine_and_restores_the_setting():
     quantized = quantize_int8(model)
     assert torch.backends.quantized.engine == engine
     torch.testing.assert_close(outputs(quantized, ids, mask), outputs(model, ids, mask), atol=0.05, rtol=0.05)
+
+
+def test_full_range_int8_halves_the_error_of_torchs_7_bit_inputs():
+    """oneDNN on VNNI/AMX takes 8-bit inputs exactly: the full range is closer to float than torch's 7 bits."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    from roberta_prelayernorm.quantization import (FullRangeLinear, full_range_available, quantized_engine,
+                                                   quantized_linear)
+
+    if not full_range_available() or "onednn" not in torch.backends.quantized.supported_engines:
+        pytest.skip("no oneDNN int8 kernels with VNNI/AMX here")
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(64, 48), torch.randn(40, 64)
+    with quantized_engine("onednn"), torch.no_grad():
+        full = quantized_linear(linear, per_channel_dynamic_qconfig, full_range=True)
+        seven_bits = quantized_linear(linear, per_channel_dynamic_qconfig)
+        errors = [(layer(x) - linear(x)).abs().mean().item() for layer in (full, seven_bits)]
+    assert isinstance(full, FullRangeLinear) and errors[0] < 0.7 * errors[1]
+    assert any(key.endswith("_packed_params") for key in full.state_dict())  # save_pretrained still refuses
+
+
+def test_int8_without_the_fast_path_keeps_torchs_stock_layers():
+    from roberta_prelayernorm.quantization import FullRangeLinear, full_range_available, quantize_int8
+
+    model, (ids, mask) = tiny(), batch()
+    cpu_linear.set_fast_path(False)
+    assert not full_range_available()
+    stock = quantize_int8(model)
+    layers = [m for m in stock.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(layers) == 2 * 6 + 2 and not any(isinstance(m, FullRangeLinear) for m in layers)
+    torch.testing.assert_close(outputs(stock, ids, mask), outputs(model, ids, mask), atol=0.05, rtol=0.05)

@@ -63,6 +63,11 @@ def _setting() -> str:
     return value
 
 
+def _setting_now() -> str:
+    """The switch in force: set_fast_path's override, else the environment variable."""
+    return "1" if _override is True else "0" if _override is False else _setting()
+
+
 def ops_available() -> bool:
     """oneDNN's prepacked linear is in this build, on an x86 CPU."""
     return (platform.machine().lower() in ("x86_64", "amd64", "x86", "i686")
@@ -73,7 +78,7 @@ def ops_available() -> bool:
 def fast_path_enabled(dtype: torch.dtype = torch.float32) -> bool:
     """Whether CPU Linear layers of this dtype take the oneDNN path (decided once per process)."""
     global _measured
-    setting = "1" if _override is True else "0" if _override is False else _setting()
+    setting = _setting_now()
     if setting == "0" or not ops_available():
         return False
     if dtype == torch.bfloat16:
