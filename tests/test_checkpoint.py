@@ -192,3 +192,24 @@ def test_bad_files_get_errors_naming_them(tmp_path):
         rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path.parent)
     with pytest.raises(OSError, match="neither a local folder nor a valid hub repo id"):
         rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "missing")
+
+
+def test_save_leaves_the_model_and_the_process_alone(tmp_path):
+    """save_pretrained writes the class and dtype into the saved config only; loading patches no torch class."""
+    model = rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict()))
+    before = model.config.to_dict()
+    model.save_pretrained(tmp_path)
+    assert model.config.to_dict() == before
+    resets = [cls.reset_parameters for cls in (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)]
+    _, info = rp.RobertaPreLayerNormForQuestionAnswering.from_pretrained(tmp_path, num_labels=2,
+                                                                      output_loading_info=True)
+    assert [cls.reset_parameters for cls in (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm)] == resets
+    assert info["missing_keys"] == ["qa_outputs.weight", "qa_outputs.bias"]
+
+
+def test_gradient_checkpointing_reaches_every_module_that_declares_it():
+    model = rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict()))
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing and model.roberta_prelayernorm.encoder.gradient_checkpointing
+    model.gradient_checkpointing_disable()
+    assert not model.is_gradient_checkpointing

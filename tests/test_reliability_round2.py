@@ -123,9 +123,9 @@ def writes_fail_after(monkeypatch, k):
         real(path, writer)
 
     from roberta_prelayernorm import checkpoint
-    from roberta_prelayernorm.training import trainer
+    from roberta_prelayernorm.training import checkpoints, curves
 
-    for module in (files, checkpoint, trainer):  # every module that calls it
+    for module in (files, checkpoint, checkpoints, curves):  # every module that calls it
         monkeypatch.setattr(module, "atomic_write", write)
     return count
 
@@ -301,7 +301,7 @@ def test_resume_names_the_setting_that_changed(tmp_path, tiny, change, named):
 
 # -- 4 and 9. data errors name the file, line and field --------------------------------------------------------
 from roberta_prelayernorm.training import DataError, read_records  # noqa: E402
-from roberta_prelayernorm.training.tasks import make_task  # noqa: E402
+from roberta_prelayernorm.tasks import make_task  # noqa: E402
 
 
 def fit_labels(tmp_path, labels, tokenizer):

@@ -814,3 +814,14 @@ def test_the_published_checkpoint_tokenizer_config_loads(tmp_path, bpe_dir, fast
     assert loaded.model_max_length == 512 and loaded.mask_token == "<mask>"
     text = "Hello, my dog is <mask>."
     assert loaded(text).input_ids == fast(text).input_ids
+
+
+def test_a_call_leaves_the_backend_and_other_calls_alone(bpe_dir):
+    """Truncation and padding of one call live in that call: the backend keeps none, the next call sees none."""
+    tokenizer = RobertaPreLayerNormTokenizer(str(bpe_dir / "vocab.json"), str(bpe_dir / "merges.txt"))
+    plain = tokenizer(TRICKY[-1])["input_ids"]
+    cut = tokenizer(TRICKY[-1], truncation=True, max_length=6, padding="max_length")["input_ids"]
+    assert len(cut) == 6 and len(plain) > 6
+    assert tokenizer.backend_tokenizer.truncation is None and tokenizer.backend_tokenizer.padding is None
+    assert tokenizer(TRICKY[-1])["input_ids"] == plain
+    assert tokenizer(["a b"], is_split_into_words=True)["input_ids"] == tokenizer(" a b")["input_ids"]

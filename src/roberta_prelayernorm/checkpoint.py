@@ -8,13 +8,13 @@ atomically: into a temporary name beside the target, then renamed into place.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import logging
 import os
 import re
 import zipfile
-from contextlib import contextmanager
 from typing import Optional
 
 import torch
@@ -122,8 +122,9 @@ class PreTrainedMixin:
         output = self.get_output_embeddings()
         if output is not None and self.config.tie_word_embeddings:
             output.weight = self.get_input_embeddings().weight
-        if hasattr(self, "lm_head"):
-            self.lm_head.decoder.bias = self.lm_head.bias
+        for module in self.modules():  # the ties a module declares within itself
+            if module is not self and hasattr(module, "_tie_weights"):
+                module._tie_weights()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.backbone().get_input_embeddings()
@@ -151,16 +152,23 @@ class PreTrainedMixin:
                     params.pop(id(module.weight), None)
         return sum(p.numel() for p in params.values())
 
+    def checkpointable_modules(self) -> list[nn.Module]:
+        """The modules that can recompute their activations: those declaring a `gradient_checkpointing` flag."""
+        return [module for module in self.modules() if isinstance(getattr(module, "gradient_checkpointing", None),
+                                                                  bool)]
+
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
         """Recompute each layer's activations in the backward pass instead of storing them."""
-        self.backbone().encoder.gradient_checkpointing = True
+        for module in self.checkpointable_modules():
+            module.gradient_checkpointing = True
 
     def gradient_checkpointing_disable(self) -> None:
-        self.backbone().encoder.gradient_checkpointing = False
+        for module in self.checkpointable_modules():
+            module.gradient_checkpointing = False
 
     @property
     def is_gradient_checkpointing(self) -> bool:
-        return self.backbone().encoder.gradient_checkpointing
+        return any(module.gradient_checkpointing for module in self.checkpointable_modules())
 
     def resize_token_embeddings(self, new_num_tokens: Optional[int] = None,
                                 pad_to_multiple_of: Optional[int] = None) -> nn.Embedding:
@@ -179,16 +187,9 @@ class PreTrainedMixin:
         self._init_weights(new)
         new.weight.data[:keep] = old.weight.data[:keep]
         self.set_input_embeddings(new)
-        if hasattr(self, "lm_head"):
-            head = self.lm_head
-            bias = torch.zeros(new_num_tokens, device=head.bias.device, dtype=head.bias.dtype)
-            bias[:keep] = head.bias.data[:keep]
-            head.bias = nn.Parameter(bias)
-            decoder = Linear(old.embedding_dim, new_num_tokens, device=bias.device, dtype=bias.dtype)
-            if not self.config.tie_word_embeddings:
-                self._init_weights(decoder)
-                decoder.weight.data[:keep] = head.decoder.weight.data[:keep]
-            head.decoder = decoder
+        for module in [m for m in self.modules() if hasattr(m, "resize_vocabulary")]:
+            module.resize_vocabulary(new_num_tokens, keep,
+                                     None if self.config.tie_word_embeddings else self._init_weights)
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
         return new
@@ -200,10 +201,11 @@ class PreTrainedMixin:
         """Write config.json and model.safetensors (or pytorch_model.bin), the folder replaced whole (a crash
         leaves the previous folder intact; files already there, such as a tokenizer's, are kept).
 
-        Tied weights are stored once, under the name transformers keeps; transformers loads the result.
-        Weights larger than `max_shard_size` (bytes or "500MB", "5GB", "2GiB") go into shards named and
-        indexed as transformers names them. `push_to_hub=True` then uploads the folder (`repo_id` defaults to
-        the folder's name; see push_to_hub for the other options).
+        Tied weights are stored once, under the name transformers keeps: a key the class lists in
+        `_tied_weights_keys` is left out where it holds the very tensor another key holds; transformers loads
+        the result. Weights larger than `max_shard_size` (bytes or "500MB", "5GB", "2GiB") go into shards named
+        and indexed as transformers names them. `push_to_hub=True` then uploads the folder (`repo_id` defaults
+        to the folder's name; see push_to_hub for the other options).
         """
         unknown = sorted(set(hub_kwargs) - {"repo_id", "commit_message", "private", "token", "create_pr", "revision"})
         if unknown:
@@ -216,14 +218,14 @@ class PreTrainedMixin:
                 "save_pretrained cannot save an int8-quantized model: its Linear layers hold packed int8 weights "
                 "that no loader reads back. Save the float model and load it with quantize='int8' instead."
             )
-        twins = {"lm_head.decoder.weight": f"{self.base_model_prefix}.embeddings.word_embeddings.weight",
-                 "lm_head.decoder.bias": "lm_head.bias"}
+        tied = set(self._tied_weights_keys)
+        kept = {tensor.data_ptr() for key, tensor in state.items() if key not in tied}
         tensors = {
             key: tensor.detach().to("cpu").contiguous()
             for key, tensor in state.items()
-            if not (key in twins and twins[key] in state and state[twins[key]].data_ptr() == tensor.data_ptr())
+            if not (key in tied and tensor.data_ptr() in kept)
         }
-        config = self.config
+        config = copy.deepcopy(self.config)  # the saved config names the class and dtype; the model's stays as is
         config.architectures = [type(self).__name__]
         config.torch_dtype = str(self.dtype).replace("torch.", "")
         with atomic_folder(save_directory) as folder:  # weights and config.json swapped in together
@@ -280,7 +282,7 @@ class PreTrainedMixin:
         state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
 
-        with torch.device("meta"), skip_reset_parameters():
+        with torch.device("meta"):  # no memory and no real initialisation: loaded weights replace them
             model = cls(config, *model_args, **init_kwargs)
         state = match_prefix(state, model, cls.base_model_prefix)
         expected = model.state_dict()
@@ -296,9 +298,16 @@ class PreTrainedMixin:
             del state[key]
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         result = model.load_state_dict(state, strict=False, assign=True)
-        tied = set(model._tied_weights_keys) if config.tie_word_embeddings else {"lm_head.decoder.bias"}
-        missing = [k for k in result.missing_keys if k not in tied]
         model.tie_weights()  # before materialize: a tied decoder takes the loaded embeddings
+        # A key the checkpoint lacks is not missing when, tied, it is the very parameter of a loaded key (or of
+        # a missing key already named).
+        parameters = dict(model.named_parameters(remove_duplicate=False))
+        seen = {id(p) for key, p in parameters.items() if key not in result.missing_keys}
+        missing = []
+        for key in result.missing_keys:
+            if key not in parameters or id(parameters[key]) not in seen:
+                missing.append(key)
+                seen.add(id(parameters.get(key)))
         model.materialize(dtype)
         model.tie_weights()
         model.eval()
@@ -384,21 +393,6 @@ def write_weights(folder: str, tensors: dict, safe: bool, max_bytes: int) -> Non
     for name in os.listdir(folder):
         if (name in WEIGHT_FILES or SHARD_PATTERN.match(name)) and name not in written:
             os.unlink(os.path.join(folder, name))
-
-
-@contextmanager
-def skip_reset_parameters():
-    """Build modules without their default initialisation (on the meta device it only costs time: loaded
-    weights replace them, and `materialize` initialises the rest). Not thread-safe: it patches torch.nn."""
-    classes = (nn.Linear, nn.Embedding, nn.LayerNorm)
-    saved = [cls.reset_parameters for cls in classes]
-    for cls in classes:
-        cls.reset_parameters = lambda self: None
-    try:
-        yield
-    finally:
-        for cls, reset in zip(classes, saved):
-            cls.reset_parameters = reset
 
 
 def resolve_dtype(requested, config: RobertaPreLayerNormConfig, state: dict) -> torch.dtype:

@@ -127,16 +127,17 @@ class RobertaPreLayerNormEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(embeddings))
 
 
-def attend(q, k, v, mask, dropout_p: float, head_mask=None, need_weights: bool = False):
+def attend(q, k, v, *, dropout_p: float, attention_mask=None, head_mask=None, output_attentions: bool = False):
     """Scaled dot-product attention over (B, H, T, D) queries and (B, H, S, D) keys/values.
 
-    `mask` is boolean (True: may attend), broadcastable to (B, H, T, S); `head_mask` (H,) scales each head's
-    output. Runs SDPA (fused kernels) unless the attention weights are asked for.
+    `attention_mask` is boolean (True: may attend), broadcastable to (B, H, T, S); `head_mask` (H,) scales each
+    head's output. Runs SDPA (fused kernels) unless the attention weights are asked for.
     Returns the context (B, H, T, D) and the weights (B, H, T, S) or None.
     """
-    if mask is not None:  # in the queries' dtype, which autocast may have changed
-        mask = additive_mask(mask, q.dtype)
-    if not need_weights:
+    mask = None
+    if attention_mask is not None:  # in the queries' dtype, which autocast may have changed
+        mask = additive_mask(attention_mask, q.dtype)
+    if not output_attentions:
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         if head_mask is not None:  # scaling the weights of a head scales its output alike
             context = context * head_mask.view(1, -1, 1, 1).to(context.dtype)
@@ -165,11 +166,12 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
 
-    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
-                packing: Optional[Packing] = None, selection: Optional[Selection] = None):
-        """Self-attention, or cross-attention over `kv_states` (encoder outputs) when given.
+    def forward(self, hidden_states, *, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                past_key_value=None, output_attentions=False, packing: Optional[Packing] = None,
+                selection: Optional[Selection] = None):
+        """Self-attention, or cross-attention over `encoder_hidden_states` when given.
 
-        `past` is this layer's cached (key, value): prepended for self-attention, reused as is for
+        `past_key_value` is this layer's cached (key, value): prepended for self-attention, reused as is for
         cross-attention. With `packing`, hidden_states are the packed real tokens (1, N, C). With `selection`,
         queries are taken at its M positions only and the context is (1, M, C).
         Returns context (like hidden_states), weights or None, and the (key, value) to cache.
@@ -179,16 +181,19 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
             q = self.split_heads(selection.to_queries(self.query(selection.take(hidden_states))))
         else:
             q = self.split_heads(pad(self.query(hidden_states)))  # (B, H, T, D)
-        if kv_states is not None and past is not None:
+        past = past_key_value
+        if encoder_hidden_states is not None and past is not None:
             k, v = past
-        elif kv_states is not None:
-            k, v = self.split_heads(self.key(kv_states)), self.split_heads(self.value(kv_states))
+        elif encoder_hidden_states is not None:
+            kv = encoder_hidden_states
+            k, v = self.split_heads(self.key(kv)), self.split_heads(self.value(kv))
         else:
             k, v = self.split_heads(pad(self.key(hidden_states))), self.split_heads(pad(self.value(hidden_states)))
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         p = self.dropout_prob if self.training else 0.0
-        context, weights = attend(q, k, v, mask, p, head_mask, need_weights)
+        context, weights = attend(q, k, v, dropout_p=p, attention_mask=attention_mask, head_mask=head_mask,
+                                  output_attentions=output_attentions)
         context = context.transpose(1, 2)  # (B, T, H, D)
         if selection is not None:
             return selection.from_queries(context).flatten(2), weights, (k, v)
@@ -219,12 +224,9 @@ class RobertaPreLayerNormAttention(nn.Module):
         self.output = RobertaPreLayerNormOutput(config, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states, mask=None, head_mask=None, kv_states=None, past=None, need_weights=False,
-                packing=None, selection=None):
-        context, weights, present = self.self(
-            self.LayerNorm(hidden_states), mask, head_mask, kv_states, past, need_weights, packing=packing,
-            selection=selection,
-        )
+    def forward(self, hidden_states, *, selection=None, **attention_inputs):
+        """`attention_inputs`: the keywords of RobertaPreLayerNormSelfAttention.forward."""
+        context, weights, present = self.self(self.LayerNorm(hidden_states), selection=selection, **attention_inputs)
         residual = selection.take(hidden_states) if selection is not None else hidden_states
         return self.output(context, residual), weights, present
 
@@ -251,16 +253,18 @@ class RobertaPreLayerNormLayer(nn.Module):
         self.intermediate = RobertaPreLayerNormIntermediate(config)
         self.output = RobertaPreLayerNormOutput(config, config.intermediate_size)
 
-    def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None,
-                encoder_mask=None, past=None, need_weights=False, packing=None, selection=None):
+    def forward(self, hidden_states, *, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past_key_value=None, output_attentions=False, packing=None,
+                selection=None):
         """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer.
 
         With `selection` (encoders only), the output holds its M positions only: (1, M, C).
         """
-        self_past = past[:2] if past is not None else None
+        past = past_key_value
+        shared = {"head_mask": head_mask, "output_attentions": output_attentions, "packing": packing}
         hidden_states, self_weights, present = self.attention(
-            hidden_states, mask, head_mask, past=self_past, need_weights=need_weights, packing=packing,
-            selection=selection,
+            hidden_states, attention_mask=attention_mask, past_key_value=past[:2] if past is not None else None,
+            selection=selection, **shared
         )
         cross_weights = None
         if encoder_hidden_states is not None:
@@ -271,7 +275,8 @@ class RobertaPreLayerNormLayer(nn.Module):
                 )
             cross_past = past[2:] if past is not None and len(past) == 4 else None
             hidden_states, cross_weights, cross_present = self.crossattention(
-                hidden_states, encoder_mask, head_mask, encoder_hidden_states, cross_past, need_weights, packing
+                hidden_states, attention_mask=encoder_attention_mask, encoder_hidden_states=encoder_hidden_states,
+                past_key_value=cross_past, **shared
             )
             present = present + cross_present
         hidden_states = self.output(self.intermediate(hidden_states), hidden_states)
@@ -284,24 +289,31 @@ class RobertaPreLayerNormEncoder(nn.Module):
         self.layer = nn.ModuleList([RobertaPreLayerNormLayer(config) for _ in range(config.num_hidden_layers)])
         self.gradient_checkpointing = False
 
-    def forward(self, hidden_states, mask=None, head_mask=None, encoder_hidden_states=None, encoder_mask=None,
-                past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False,
-                packing=None, selection=None):
+    def forward(self, hidden_states, *, attention_mask=None, head_mask=None, encoder_hidden_states=None,
+                encoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
+                output_hidden_states=False, packing=None, selection=None):
         """`selection`: the last layer works at these positions only and returns them, (1, M, C)."""
         all_hidden, all_self, all_cross, cache = [], [], [], []
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden.append(hidden_states)
-            last = i == len(self.layer) - 1
-            args = (hidden_states, mask, None if head_mask is None else head_mask[i], encoder_hidden_states,
-                    encoder_mask, None if past_key_values is None else past_key_values[i], output_attentions,
-                    packing, selection if last else None)
+            inputs = {
+                "attention_mask": attention_mask,
+                "head_mask": None if head_mask is None else head_mask[i],
+                "encoder_hidden_states": encoder_hidden_states,
+                "encoder_attention_mask": encoder_attention_mask,
+                "past_key_value": None if past_key_values is None else past_key_values[i],
+                "output_attentions": output_attentions,
+                "packing": packing,
+                "selection": selection if i == len(self.layer) - 1 else None,
+            }
             if self.gradient_checkpointing and self.training:
                 from torch.utils.checkpoint import checkpoint as recompute
 
-                hidden_states, (self_w, cross_w), present = recompute(layer, *args, use_reentrant=False)
+                hidden_states, (self_w, cross_w), present = recompute(layer, hidden_states, use_reentrant=False,
+                                                                      **inputs)
             else:
-                hidden_states, (self_w, cross_w), present = layer(*args)
+                hidden_states, (self_w, cross_w), present = layer(hidden_states, **inputs)
             if use_cache:
                 cache.append(present)
             if output_attentions:
@@ -469,8 +481,10 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
                              and (mask is None or mask.size(2) == 1))  # every query sees the same keys
 
         sequence_output, cache, hidden_states, attentions, cross_attentions = self.encoder(
-            embedding_output, mask, head_mask, encoder_hidden_states, encoder_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states, packing, selection=selection if sparse_last_layer else None,
+            embedding_output, attention_mask=mask, head_mask=head_mask, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_mask, past_key_values=past_key_values, use_cache=use_cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, packing=packing,
+            selection=selection if sparse_last_layer else None,
         )
         if selection is not None and not sparse_last_layer:
             sequence_output = selection.take(sequence_output)
@@ -516,7 +530,25 @@ class RobertaPreLayerNormLMHead(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self._tie_weights()
+
+    def _tie_weights(self) -> None:
+        """The decoder's bias is this head's `bias`, the name checkpoints store it under (tie_weights calls
+        this on every module that has it)."""
         self.decoder.bias = self.bias
+
+    def resize_vocabulary(self, num_tokens: int, keep: int, init=None) -> None:
+        """Give the vocabulary axis `num_tokens` rows, the first `keep` of them kept (resize_token_embeddings
+        calls this on every module that has it). The new decoder is left to tying, or, given `init`,
+        initialised with it and given its old rows."""
+        bias = torch.zeros(num_tokens, device=self.bias.device, dtype=self.bias.dtype)
+        bias[:keep] = self.bias.data[:keep]
+        self.bias = nn.Parameter(bias)
+        decoder = Linear(self.decoder.in_features, num_tokens, device=bias.device, dtype=bias.dtype)
+        if init is not None:
+            init(decoder)
+            decoder.weight.data[:keep] = self.decoder.weight.data[:keep]
+        self.decoder = decoder
 
     def forward(self, features):
         return self.decoder(self.layer_norm(F.gelu(self.dense(features))))

@@ -17,7 +17,7 @@ DEFAULT_BATCH_SIZE = 8
 class Pipeline:
     """Base class: a model, its tokenizer, a device, a batch size and default call options."""
 
-    model_class: str  # name of the AutoModelFor* class the task loads
+    task: str  # the task's pipeline name in roberta_prelayernorm.tasks (which gives the head class)
     output_keys: tuple[str, ...] = ("logits",)  # the model outputs postprocess reads
     # Model outputs with one value per token: cut to each feature's length, the rest is padding.
     token_outputs: tuple[str, ...] = ()
@@ -26,13 +26,13 @@ class Pipeline:
 
     def __init__(self, model, tokenizer, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **options):
         from ..modeling import RobertaPreLayerNormPreTrainedModel
+        from ..tasks import PIPELINE_TASKS
         from ..tokenizer import fit_to_model
 
         check_int("batch_size", batch_size, 1)
-        head = self.model_class[len("AutoModel"):]  # e.g. ForQuestionAnswering
-        if isinstance(model, RobertaPreLayerNormPreTrainedModel) and not type(model).__name__.endswith(head):
-            raise ValueError(f"{type(self).__name__} needs a RobertaPreLayerNorm{head} model, got "
-                             f"{type(model).__name__}")
+        head_class = PIPELINE_TASKS[self.task].head_class()
+        if isinstance(model, RobertaPreLayerNormPreTrainedModel) and not isinstance(model, head_class):
+            raise ValueError(f"{type(self).__name__} needs a {head_class.__name__} model, got {type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         fit_to_model(tokenizer, model.config)  # truncation and windows follow the model's length
@@ -176,9 +176,8 @@ def as_device(device):
     return device
 
 
-def load(task_class: type, model, tokenizer):
+def load(head_class: type, model, tokenizer):
     """(model, tokenizer) from names or paths (the tokenizer defaults to the model's folder) or objects."""
-    from .. import auto
     from ..tokenizer import AutoTokenizer
 
     if tokenizer is None:
@@ -188,6 +187,6 @@ def load(task_class: type, model, tokenizer):
     if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        model = getattr(auto, task_class.model_class).from_pretrained(model)
+        model = head_class.from_pretrained(model)
     return model, tokenizer
 

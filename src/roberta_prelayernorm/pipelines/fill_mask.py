@@ -18,7 +18,7 @@ class FillMaskPipeline(Pipeline):
     tokenizer.
     """
 
-    model_class = "AutoModelForMaskedLM"
+    task = "fill-mask"
     output_keys = ("probs",)
     defaults = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
 

@@ -16,7 +16,8 @@ class MultipleChoicePipeline(Pipeline):
     `<s> prompt </s></s> choice </s>`; `truncation` and `max_length` go to the tokenizer.
     """
 
-    model_class = "AutoModelForMultipleChoice"
+    task = "multiple-choice"
+
     defaults = {"top_k": None, "truncation": None, "max_length": None}
 
     def check_options(self, options):

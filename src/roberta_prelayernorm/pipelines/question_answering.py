@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tasks.question_answering import question_windows
 from .base import Pipeline, check_int
 
 
@@ -19,7 +20,7 @@ class QuestionAnsweringPipeline(Pipeline):
     True) widens answers to whole words.
     """
 
-    model_class = "AutoModelForQuestionAnswering"
+    task = "question-answering"
     output_keys = ("start_logits", "end_logits")
     token_outputs = output_keys
     defaults = {"top_k": 1, "doc_stride": None, "max_seq_len": None, "max_question_len": 64, "max_answer_len": 15,
@@ -68,17 +69,12 @@ class QuestionAnsweringPipeline(Pipeline):
             if not isinstance(item[key], str) or not item[key]:
                 raise ValueError(f"{key} must be a non-empty string, got {item[key]!r:.80}")
         question = self.truncate_question(item["question"], options["max_question_len"])
-        # <s> question </s></s> context </s>: what is left for the context must exceed the overlap of chunks.
-        room = options["max_seq_len"] - len(self.tokenizer(question, add_special_tokens=False)["input_ids"]) - 4
-        if options["doc_stride"] >= room:
-            raise ValueError(
-                f"doc_stride={options['doc_stride']} leaves no room for the context: max_seq_len="
-                f"{options['max_seq_len']} minus the question and 4 special tokens is {room}; use a smaller "
-                "doc_stride, a larger max_seq_len or a shorter max_question_len"
-            )
-        encoding = self.tokenizer(question, item["context"], truncation="only_second",
-                                  max_length=options["max_seq_len"], stride=options["doc_stride"],
-                                  return_overflowing_tokens=True, return_offsets_mapping=True)
+        max_seq_len, doc_stride = options["max_seq_len"], options["doc_stride"]
+        encoding = question_windows(
+            self.tokenizer, question, item["context"], max_seq_len, doc_stride,
+            lambda room, specials: f"doc_stride={doc_stride} leaves no room for the context: max_seq_len={max_seq_len} "
+                                   f"minus the question and {specials} special tokens is {room}; use a smaller "
+                                   "doc_stride, a larger max_seq_len or a shorter max_question_len")
         features = []
         for span, input_ids in enumerate(encoding["input_ids"]):
             # Only context tokens (and <s>, the "no answer" slot some models use) can be part of an answer.

@@ -17,7 +17,7 @@ class TextClassificationPipeline(Pipeline):
     `truncation` and `max_length` go to the tokenizer.
     """
 
-    model_class = "AutoModelForSequenceClassification"
+    task = "text-classification"
     # top_k "" means "not given": transformers' legacy output (one dict per input) rather than a list.
     defaults = {"top_k": "", "function_to_apply": None, "truncation": None, "max_length": None}
 

@@ -22,7 +22,7 @@ class TokenClassificationPipeline(Pipeline):
     chunks overlapping by `stride` tokens whose entities are merged (needs an aggregation strategy).
     """
 
-    model_class = "AutoModelForTokenClassification"
+    task = "token-classification"
     token_outputs = ("logits",)
     defaults = {"aggregation_strategy": "none", "ignore_labels": None, "stride": None}
 

@@ -11,8 +11,8 @@ from importlib import import_module
 
 # Imported on first use, so the command line's help does not load torch.
 _EXPORTS = {
-    "DataError": "data", "read_records": "data", "TASKS": "formats", "make_task": "tasks",
-    "NonFiniteLossError": "trainer", "Trainer": "trainer", "TrainingConfig": "trainer", "evaluate": "trainer",
+    "DataError": "data", "read_records": "data", "TASKS": "..tasks", "make_task": "..tasks",
+    "NonFiniteLossError": "trainer", "Trainer": "trainer", "TrainingConfig": "config", "evaluate": "trainer",
     "evaluate_model": "trainer",
 }
 __all__ = sorted(_EXPORTS)
@@ -21,4 +21,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'roberta_prelayernorm.training' has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    module = _EXPORTS[name]
+    return getattr(import_module(module if module.startswith(".") else f".{module}", __name__), name)

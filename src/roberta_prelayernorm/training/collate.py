@@ -6,10 +6,11 @@ from typing import Optional
 
 import torch
 
+from .config import MASK_MODES
+
 # Keys padded with something other than the pad token: attention masks with 0, token labels with -100
 # (ignored by the loss).
 PAD_VALUES = {"attention_mask": 0, "labels": -100, "special_tokens_mask": 1}
-MASK_MODES = ("80-10-10", "mask")
 
 
 def pad(sequences: list, value: int) -> torch.Tensor:

@@ -59,3 +59,17 @@ class Throughput:
             out["mfu"] = rate * self.flops_per_token / self.peak
         self.tokens, self.seconds = 0, 0.0
         return out
+
+
+def run_throughput(config, model_config, task_name: str, device) -> Throughput:
+    """The Throughput of a training run: `config` is its TrainingConfig; the MFU is reported where the GPU's
+    peak FLOP/s is known (or given as config.peak_flops)."""
+    import torch
+
+    predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
+    if task_name == "masked-lm":
+        predicted = config.mlm_probability if getattr(model_config, "sparse_prediction", False) else 1.0
+    peak = config.peak_flops
+    if peak is None and device.type == "cuda":
+        peak = peak_flops(torch.cuda.get_device_name(device))
+    return Throughput(train_flops_per_token(model_config, config.max_length, predicted), peak)

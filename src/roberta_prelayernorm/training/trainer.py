@@ -24,230 +24,51 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
-from dataclasses import asdict, dataclass
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock
-from ..pipelines.base import as_device
+from ..files import atomic_write_text, check_output, exclusive_lock
+from ..tasks import Task, make_task
 from . import corpus
 from .card import model_card
+from .checkpoints import (
+    clean_temporaries,
+    file_fingerprint,
+    find_checkpoint,
+    fresh_output,
+    load_checkpoint,
+    save_checkpoint,
+    save_model,
+    save_top,
+)
+from .config import PRECISIONS, TrainingConfig
+from .curves import plot_curves
 from .data import read_records
-from .tasks import TASKS, Task, make_task
+from .setup import Distributed, EpochPlan, autocast, choose_device, generator, setup_distributed, training_device
+from .state import TrainState, linear_schedule, make_optimizer
+from .throughput import run_throughput
 
 logger = logging.getLogger("roberta_prelayernorm.training")
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-NONFINITE_ACTIONS = ("stop", "skip")
-STATE_FILE = "trainer_state.pt"
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite (training stops unless on_nonfinite="skip")."""
 
 
-@dataclass
-class TrainingConfig:
-    """Everything a run needs; the CLI's `train` options map one to one onto these fields."""
-
-    task: str
-    output_dir: str
-    model: Optional[str] = None  # folder or hub id; not needed when a model object is given to Trainer
-    train: Optional[str] = None  # data file (.jsonl/.csv) or a saved `datasets` folder
-    validation: Optional[str] = None
-    tokenizer: Optional[str] = None  # default: the model's
-    from_scratch: bool = False  # build the model from `model`'s config with fresh weights
-    epochs: float = 3.0
-    max_steps: Optional[int] = None  # overrides epochs
-    batch_size: int = 16  # per process
-    eval_batch_size: Optional[int] = None  # default: 2 * batch_size
-    grad_accum: int = 1
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    warmup_ratio: float = 0.0
-    warmup_steps: Optional[int] = None  # overrides warmup_ratio
-    max_grad_norm: float = 1.0  # 0 turns clipping off
-    max_length: int = 128
-    stride: int = 32  # question-answering: overlap of context windows (tokens)
-    label_all_pieces: bool = False  # token-classification: label every sub-word piece, not just the first
-    mlm_probability: float = 0.15
-    mask_mode: str = "80-10-10"  # or "mask": every chosen token becomes <mask>
-    precision: str = "fp32"
-    gradient_checkpointing: bool = False
-    eval_every: Optional[int] = None  # steps; default: at the end of every epoch
-    save_every: Optional[int] = None  # steps; default: at the end of every epoch
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 42
-    on_nonfinite: str = "stop"  # or "skip": drop the step's update and go on
-    overwrite: bool = False  # replace a finished run in output_dir (else refused)
-    progress: bool = True
-    device: Optional[str] = None  # default: cuda:LOCAL_RANK when CUDA is available, else cpu
-    peak_flops: Optional[float] = None  # a GPU's peak FLOP/s for MFU; default: throughput.PEAK_BF16_FLOPS by name
-
-    def check(self) -> None:
-        """Raise ValueError naming the first impossible setting."""
-        def need(ok: bool, name: str, allowed: str):
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: {allowed}")
-
-        need(self.task in TASKS, "task", f"one of {', '.join(TASKS)}")
-        need(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
-        need(self.on_nonfinite in NONFINITE_ACTIONS, "on_nonfinite", f"one of {', '.join(NONFINITE_ACTIONS)}")
-        need(self.mask_mode in ("80-10-10", "mask"), "mask_mode", "'80-10-10' or 'mask'")
-        need(0 < self.mlm_probability < 1, "mlm_probability", "a rate in (0, 1)")
-        for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "mlm_probability"):
-            need(math.isfinite(getattr(self, name)), name, "a finite number")
-        need(self.epochs > 0, "epochs", "a number > 0")
-        need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
-        for name in ("batch_size", "grad_accum", "max_length", "keep_checkpoints", "log_every"):
-            need(getattr(self, name) >= 1, name, "an int >= 1")
-        for name in ("eval_batch_size", "eval_every", "save_every"):
-            need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
-        need(self.learning_rate > 0, "learning_rate", "a number > 0")
-        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        for name in ("adam_beta1", "adam_beta2"):
-            need(0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
-        need(self.adam_epsilon > 0, "adam_epsilon", "a number > 0")
-        need(self.peak_flops is None or self.peak_flops > 0, "peak_flops", "a number > 0 (or unset)")
-        need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
-        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
-        need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
-        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride",
-             f"an int in [0, max_length={self.max_length})")
-
-
-# -- processes ------------------------------------------------------------------------------------------
-@dataclass
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def setup_distributed() -> Distributed:
-    """Join the process group torchrun describes in the environment (NCCL on GPUs, gloo on CPUs)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def seed_for(*parts: int) -> int:
-    """A 63-bit seed mixed from integers (seed, epoch, step, ...): the same parts, the same stream."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & (2**63 - 1)
-    return value
-
-
-def generator(*parts: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed_for(*parts))
-
-
-def linear_schedule(warmup: int, total: int):
-    """LR factor: 0 -> 1 over `warmup` steps, then linearly down to 0 at `total`."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-    return factor
-
-
-def find_checkpoint(path: str) -> str:
-    """A checkpoint folder itself, or the latest complete checkpoint under path/checkpoints."""
-    if os.path.isfile(os.path.join(path, STATE_FILE)):
-        return path
-    folder = os.path.join(path, "checkpoints")
-    steps = sorted(name for name in os.listdir(folder) if name.startswith("step-")
-                   and os.path.isfile(os.path.join(folder, name, STATE_FILE))) if os.path.isdir(folder) else []
-    if not steps:
-        raise FileNotFoundError(f"resume={path!r}: no checkpoint there (looked for {STATE_FILE} in it and for "
-                                f"checkpoints/step-*/ under it)")
-    return os.path.join(folder, steps[-1])
-
-
-class EpochPlan:
-    """The steps of one epoch for one process, each a list of grad_accum micro-batches of feature indices.
-
-    A global batch is batch_size * world_size consecutive indices of the epoch's shuffle; rank r takes the
-    r-th slice, so N processes see together exactly what one process with N times the batch sees. The
-    shuffle is one int64 tensor and each step's indices are made when asked for, so a corpus of many millions
-    of blocks costs 8 bytes per block, not Python lists.
-    """
-
-    def __init__(self, count: int, shuffle: torch.Generator, batch_size: int, grad_accum: int, process: Distributed):
-        world = process.world_size
-        self.total, self.count = count, count - count % world  # every rank gets equal shares (drops < world)
-        self.shuffle, self.order = shuffle, None
-        self.size, self.grad_accum, self.rank, self.world = batch_size * world, grad_accum, process.rank, world
-        self.batches = math.ceil(self.count / self.size)
-
-    def __len__(self) -> int:
-        return math.ceil(self.batches / self.grad_accum)
-
-    def __getitem__(self, k: int) -> list[list[int]]:
-        if not 0 <= k < len(self):
-            raise IndexError(k)
-        if self.order is None:
-            self.order = torch.randperm(self.total, generator=self.shuffle)[:self.count]
-        step = []
-        for b in range(k * self.grad_accum, min((k + 1) * self.grad_accum, self.batches)):
-            batch = self.order[b * self.size:(b + 1) * self.size]
-            share = len(batch) // self.world
-            step.append(batch[self.rank * share:(self.rank + 1) * share].tolist())
-        return step
-
-
 def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
     """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
-    import roberta_prelayernorm as rp
+    from ..config import RobertaPreLayerNormConfig
 
-    cls = getattr(rp, task.model_class)
+    cls = task.head_class()
     if from_scratch:
-        config = rp.RobertaPreLayerNormConfig.from_pretrained(name_or_path)
+        config = RobertaPreLayerNormConfig.from_pretrained(name_or_path)
         config.update(overrides)
         return cls(config)
     # A head trained for another label set is replaced, with a warning, rather than refused.
     return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
-
-
-def file_fingerprint(path: str) -> str:
-    """Size and SHA-256 of a data file (of every file in a `datasets` folder): a changed file changes it. A
-    tokenize-corpus folder (which may hold billions of tokens) is known by its metadata and file sizes."""
-    import hashlib
-
-    paths = [path] if os.path.isfile(path) else sorted(
-        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-    digest, size = hashlib.sha256(), 0
-    for name in paths:
-        if corpus.is_corpus(path) and os.path.basename(name) != corpus.METADATA:
-            size += os.path.getsize(name)
-            continue
-        with open(name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-    return f"{size} bytes, sha256 {digest.hexdigest()[:16]}"
 
 
 def check_length(max_length: int, tokenizer, model_config) -> None:
@@ -263,31 +84,18 @@ def check_length(max_length: int, tokenizer, model_config) -> None:
     fit_to_model(tokenizer, model_config)
 
 
-def check_output_dir(output_dir: str, resume=None, overwrite: bool = False) -> None:
-    """Refuse, before any work, an output folder that cannot be written, is in use by another run, or holds
-    an earlier run that this one would mix with (train() checks again, holding the folder's lock)."""
-    check_output(output_dir, "output_dir", folder=True)
-    if not os.path.isdir(output_dir):
-        return
-    with exclusive_lock(output_dir):
-        if not resume:
-            fresh_output(output_dir, overwrite, remove=False)
-
-
-def fresh_output(output_dir: str, overwrite: bool, remove: bool) -> None:
-    """A new run may not mix with an earlier run's files: checkpoints want --resume, a finished run
-    (best/, last/ or metrics.jsonl) wants --overwrite, which removes those (when `remove`)."""
-    folder = os.path.join(output_dir, "checkpoints")
-    if os.path.isdir(folder) and any(n.startswith("step-") for n in os.listdir(folder)):
-        raise ValueError(f"output_dir={output_dir!r} already holds checkpoints; pass resume=True (--resume) "
-                         "to continue that run, or choose another output folder")
-    finished = [name for name in ("best", "last", "metrics.jsonl") if os.path.exists(os.path.join(output_dir, name))]
-    if finished and not overwrite:
-        raise ValueError(f"output_dir={output_dir!r} holds a finished run ({', '.join(finished)}); pass "
-                         "overwrite=True (--overwrite) to replace it, or choose another output folder")
-    for name in finished if remove else ():
-        path = os.path.join(output_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+def training_features(config: TrainingConfig, task: Task, tokenizer):
+    """The features of config.train, the task fitted to its records (label set); a tokenize-corpus folder
+    (masked-lm only) gives its blocks, read on demand."""
+    if config.train is None:
+        raise ValueError("config.train is not set: give a training data file")
+    if corpus.is_corpus(config.train):
+        if config.task != "masked-lm":
+            raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
+        return corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
+    records = read_records(config.train)
+    task.fit(records)
+    return task.features(task.examples(records))
 
 
 class Trainer:
@@ -301,17 +109,8 @@ class Trainer:
         check_output(config.output_dir, "output_dir", folder=True)  # before any work
         self.config = config
         self.dist = setup_distributed()
-        if config.device:
-            self.device = as_device(config.device)
-        elif torch.cuda.is_available():
-            self.device = torch.device("cuda", self.dist.local_rank)
-        else:
-            self.device = torch.device("cpu")
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)  # NCCL collectives (all_gather_object too) use the current device
-        if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(self.device)}; "
-                             "use 'fp16' or 'fp32'")
+        self.device = training_device(config.device, self.dist.local_rank, config.precision)
+        self.autocast = autocast(config.precision, self.device)
 
         if tokenizer is None:
             source = config.tokenizer or config.model
@@ -322,16 +121,7 @@ class Trainer:
         self.task = make_task(config.task, tokenizer, config.max_length, stride=config.stride,
                               label_all_pieces=config.label_all_pieces, mlm_probability=config.mlm_probability,
                               mask_mode=config.mask_mode)
-        if config.train is None:
-            raise ValueError("config.train is not set: give a training data file")
-        if corpus.is_corpus(config.train):  # a tokenize-corpus folder: blocks read on demand
-            if config.task != "masked-lm":
-                raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
-            self.train_features = corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
-        else:
-            train_records = read_records(config.train)
-            self.task.fit(train_records)
-            self.train_features = self.task.features(self.task.examples(train_records))
+        self.train_features = training_features(config, self.task, tokenizer)
         self.eval_examples = self.eval_features = None
         if config.validation:
             self.eval_examples = self.task.examples(read_records(config.validation))
@@ -367,7 +157,6 @@ class Trainer:
         self.metrics_path = os.path.join(config.output_dir, "metrics.jsonl")
         self.history: list[dict] = []
         self.best: Optional[dict] = None
-        self.steps_taken = 0  # optimizer updates made (not skipped) by this process, resumed runs included
 
     def _adopt_labels(self, model) -> None:
         """Give a model passed in the data's label names (when its head has the right size)."""
@@ -388,12 +177,6 @@ class Trainer:
             else:
                 logger.info(message)
 
-    def autocast(self):
-        if self.config.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def epoch_plan(self, epoch: int) -> "EpochPlan":
         """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches."""
         cfg = self.config
@@ -408,18 +191,8 @@ class Trainer:
         return cfg.max_steps or math.ceil(cfg.epochs * self.steps_per_epoch())
 
     def _optimizer(self, total: int):
-        cfg = self.config
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                # Biases and LayerNorm weights are not decayed (as in BERT and RoBERTa training).
-                (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate,
-                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
-        return optimizer, scheduler
+        """(optimizer, scheduler) for a run of `total` steps."""
+        return make_optimizer(self.model, self.config, total)
 
     # -- training ---------------------------------------------------------------------------------------
     def train(self, resume=None) -> dict:
@@ -437,44 +210,61 @@ class Trainer:
     def _train(self, resume) -> dict:
         cfg = self.config
         total = self.total_steps()
-        per_epoch = self.steps_per_epoch()
-        if per_epoch == 0:
+        if self.steps_per_epoch() == 0:
             raise ValueError(f"{cfg.train} gives {len(self.train_features)} features: too few for "
                              f"{self.dist.world_size} processes")
         optimizer, scheduler = self._optimizer(total)
-        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
-        step = epoch = step_in_epoch = 0
+        state = TrainState(self.model, optimizer, scheduler,
+                           torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"))
         if resume:
-            step, epoch, step_in_epoch = self._resume(cfg.output_dir if resume is True else resume,
-                                                      optimizer, scheduler, scaler)
+            self._resume(cfg.output_dir if resume is True else resume, state)
         elif self.dist.is_main:
             fresh_output(cfg.output_dir, cfg.overwrite, remove=True)
         if self.dist.is_main:
-            self._clean_temporaries()
+            clean_temporaries(cfg.output_dir)
         self.log(f"training {self.task.name}: {len(self.train_features)} features, {total} steps of "
                  f"{cfg.batch_size * self.dist.world_size * cfg.grad_accum} (batch {cfg.batch_size} x "
                  f"{self.dist.world_size} processes x {cfg.grad_accum} accumulation), {self.device}, {cfg.precision}")
+        results = self.fit(state, total)
+        if state.steps_taken == 0:
+            raise NonFiniteLossError(f"no optimizer step was taken: all {total} steps had a non-finite loss and "
+                                     "were skipped (on_nonfinite='skip'); no model was saved. Check the data "
+                                     "(labels) and the settings, or run with on_nonfinite='stop' to see the first")
+        if self.dist.is_main:
+            self._save_model(os.path.join(cfg.output_dir, "last"), results)
+            save_top(cfg.output_dir, os.path.join(cfg.output_dir, "best" if self.best else "last"))
+            self.plot()
+            self.log(f"saved {os.path.join(cfg.output_dir, 'last')}" +
+                     (f" and best ({self.best['metric']} {self.best['value']:.4f} at step {self.best['step']})"
+                      if self.best else ""))
+        self._barrier()
+        return results or (self.history[-1] if self.history else {})
 
+    def fit(self, state: TrainState, total: int) -> dict:
+        """The loop: optimizer steps from state.step to `total`, logging, evaluating and checkpointing on the
+        way; returns the last validation metrics ({} without validation data)."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=step, disable=not (cfg.progress and self.dist.is_main), unit="step")
+        cfg, per_epoch = self.config, self.steps_per_epoch()
+        bar = tqdm(total=total, initial=state.step, disable=not (cfg.progress and self.dist.is_main), unit="step")
         module = self.ddp or self.model
         module.train()
         running, results, speed = [], {}, {}
-        throughput = self._throughput()
-        while step < total:
-            plan = self.epoch_plan(epoch)
-            for k in range(step_in_epoch, len(plan)):
+        throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
+        while state.step < total:
+            plan = self.epoch_plan(state.epoch)
+            for k in range(state.step_in_epoch, len(plan)):
                 started = time.perf_counter()
-                loss, tokens = self._train_step(module, plan[k], epoch, k, step, optimizer, scheduler, scaler)
+                loss, tokens = self._train_step(module, state, plan[k], k)
                 throughput.add(tokens, time.perf_counter() - started)
                 running.append(loss)
-                step += 1
-                step_in_epoch = k + 1
-                epoch_end = step_in_epoch == len(plan)
+                state.step += 1
+                step = state.step
+                state.step_in_epoch = k + 1
+                epoch_end = state.step_in_epoch == len(plan)
                 if epoch_end:
-                    epoch, step_in_epoch = epoch + 1, 0
-                lr = scheduler.get_last_lr()[0]
+                    state.epoch, state.step_in_epoch = state.epoch + 1, 0
+                lr = state.scheduler.get_last_lr()[0]
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
                                 **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
@@ -492,36 +282,13 @@ class Trainer:
                     self._maybe_save_best(results, step)
                     module.train()
                 if due(cfg.save_every) and step < total:
-                    self._save_checkpoint(step, epoch, step_in_epoch, optimizer, scheduler, scaler)
+                    save_checkpoint(state, tokenizer=self.tokenizer, config=cfg, distributed=self.dist,
+                                    device=self.device, best=self.best, settings=self.settings(),
+                                    sparse_prediction=self.saved_sparse)
                 if step >= total:
                     break
         bar.close()
-        if self.steps_taken == 0:
-            raise NonFiniteLossError(f"no optimizer step was taken: all {total} steps had a non-finite loss and "
-                                     "were skipped (on_nonfinite='skip'); no model was saved. Check the data "
-                                     "(labels) and the settings, or run with on_nonfinite='stop' to see the first")
-        if self.dist.is_main:
-            self._save_model(os.path.join(cfg.output_dir, "last"), results)
-            self._save_top()
-            self.plot()
-            self.log(f"saved {os.path.join(cfg.output_dir, 'last')}" +
-                     (f" and best ({self.best['metric']} {self.best['value']:.4f} at step {self.best['step']})"
-                      if self.best else ""))
-        self._barrier()
-        return results or (self.history[-1] if self.history else {})
-
-    def _throughput(self):
-        """Tokens/s of the training steps, and MFU where the GPU's peak FLOP/s is known (or given)."""
-        from .throughput import Throughput, peak_flops, train_flops_per_token
-
-        cfg, config = self.config, self.model.config
-        predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
-        if self.task.name == "masked-lm":
-            predicted = cfg.mlm_probability if getattr(config, "sparse_prediction", False) else 1.0
-        peak = cfg.peak_flops
-        if peak is None and self.device.type == "cuda":
-            peak = peak_flops(torch.cuda.get_device_name(self.device))
-        return Throughput(train_flops_per_token(config, cfg.max_length, predicted), peak)
+        return results
 
     def _speed(self, local: dict) -> dict:
         """tokens_per_s of all processes together and the mean MFU of the devices, rounded for the log."""
@@ -530,10 +297,11 @@ class Trainer:
             out["mfu"] = round(self._reduce_mean(local["mfu"]), 4)
         return out
 
-    def _train_step(self, module, micro_batches, epoch, k, step, optimizer, scheduler, scaler) -> tuple[float, int]:
-        """One optimizer step over grad_accum micro-batches; returns the mean loss of this process's examples
-        and the number of (non-padding) tokens it trained on."""
+    def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> tuple[float, int]:
+        """One optimizer step (state.step + 1, the k-th of its epoch) over grad_accum micro-batches; returns
+        the mean loss of this process's examples and the number of (non-padding) tokens it trained on."""
         cfg, world = self.config, self.dist.world_size
+        epoch, step, optimizer, scaler = state.epoch, state.step, state.optimizer, state.scaler
         examples = sum(len(b) for b in micro_batches) * world
         total_loss, skipped, tokens = 0.0, False, 0
         for j, indices in enumerate(micro_batches):
@@ -562,13 +330,13 @@ class Trainer:
         if skipped:
             optimizer.zero_grad(set_to_none=True)
             return float("nan"), tokens
-        self.steps_taken += 1
+        state.steps_taken += 1
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
         scaler.step(optimizer)
         scaler.update()
-        scheduler.step()
+        state.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return total_loss * world / examples, tokens
 
@@ -636,101 +404,19 @@ class Trainer:
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
-    def _save_pretrained(self, folder: str) -> None:
-        config = self.model.config
-        config.sparse_prediction = self.saved_sparse
-        try:
-            self.model.save_pretrained(folder)
-        finally:
-            config.sparse_prediction = self.run_sparse
-
     def _save_model(self, target: str, results: dict) -> None:
-        """model + tokenizer + config (+ eval_results.json) into `target`, atomically."""
-        with atomic_folder(target) as tmp:
-            self._save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            base = None if self.config.from_scratch else self.config.model
-            atomic_write_text(os.path.join(tmp, "README.md"),
-                              model_card(self.task.name, self.task.metric, base, results))
-            if results:
-                atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
-
-    def _save_top(self) -> None:
-        """The best model (or the last, without validation data) at the top of output_dir as well, so that
-        from_pretrained(output_dir) loads it, as it loads a transformers training run's folder."""
-        source = os.path.join(self.config.output_dir, "best" if self.best else "last")
-        with atomic_folder(self.config.output_dir) as tmp:
-            for name in os.listdir(source):
-                target = os.path.join(tmp, name)
-                if os.path.isfile(os.path.join(source, name)):
-                    if os.path.lexists(target):
-                        os.unlink(target)
-                    shutil.copy2(os.path.join(source, name), target)
+        """The model, tokenizer, config and model card (+ eval_results.json) into `target` (best/ or last/)."""
+        base = None if self.config.from_scratch else self.config.model
+        save_model(self.model, self.tokenizer, target, sparse_prediction=self.saved_sparse,
+                   card=model_card(self.task.name, self.task.metric, base, results), results=results)
 
     def plot(self) -> Optional[str]:
         """Draw the training and validation curves into output_dir/curves.png (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
+        path = os.path.join(self.config.output_dir, "curves.png")
+        if not plot_curves(self.history, self.task.name, self.task.metric, path):
             self.log("matplotlib is not installed (pip install 'roberta-prelayernorm[train]'): no curves.png")
             return None
-        train = [e for e in self.history if e["split"] == "train" and not math.isnan(e["loss"])]
-        valid = [e for e in self.history if e["split"] == "validation"]
-        metric = self.task.metric
-        panels = 2 if valid and metric != "loss" else 1
-        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
-        ax = axes[0][0]
-        ax.plot([e["step"] for e in train], [e["loss"] for e in train], label="training loss")
-        if valid:
-            ax.plot([e["step"] for e in valid], [e["loss"] for e in valid], "o-", label="validation loss")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(f"{self.task.name}: loss")
-        ax.legend()
-        if panels == 2:
-            ax = axes[0][1]
-            ax.plot([e["step"] for e in valid], [e.get(metric) for e in valid], "o-", color="C2")
-            ax.set_xlabel("step")
-            ax.set_ylabel(metric)
-            ax.set_title(f"validation {metric}")
-        fig.tight_layout()
-        path = os.path.join(self.config.output_dir, "curves.png")
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
         return path
-
-    # -- checkpoints ------------------------------------------------------------------------------------
-    def _save_checkpoint(self, step, epoch, step_in_epoch, optimizer, scheduler, scaler) -> None:
-        rng = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        # Every process's RNG state (dropout draws differ between processes), kept by rank 0.
-        rngs = [rng]
-        if self.dist.active:
-            rngs = [None] * self.dist.world_size
-            dist.all_gather_object(rngs, {k: v.cpu() for k, v in rng.items()})
-        if self.dist.is_main:
-            cfg = self.config
-            state = {
-                "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rngs, "best": self.best,
-                "world_size": self.dist.world_size, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-                "seed": cfg.seed, "steps_taken": self.steps_taken, "settings": self.settings(),
-            }
-            folder = os.path.join(cfg.output_dir, "checkpoints")
-            with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
-                self._save_pretrained(tmp)
-                self.tokenizer.save_pretrained(tmp)
-                atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(state, path))
-                atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(cfg), indent=2))
-            complete = sorted(n for n in os.listdir(folder) if n.startswith("step-"))
-            for name in complete[:-cfg.keep_checkpoints]:
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-        self._barrier()
 
     @functools.cached_property
     def train_fingerprint(self) -> str:
@@ -747,55 +433,17 @@ class Trainer:
                          f"vocab {config.vocab_size}, {config.num_labels} labels)",
                 "train": self.train_fingerprint}
 
-    def _resume(self, path, optimizer, scheduler, scaler) -> tuple[int, int, int]:
-        folder = find_checkpoint(path)
-        state = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
-        # Checkpoints written before settings were stored have the four that set the data order.
-        before = state.get("settings") or {name: state[name] for name in ("world_size", "batch_size", "grad_accum",
-                                                                          "seed")}
-        now = self.settings()
-        changed = [f"{name}={before[name]!r} then, {now.get(name)!r} now" for name in before
-                   if before[name] != now.get(name)]
-        if changed:
-            raise ValueError(f"cannot resume from {folder}: the run would not continue exactly, since "
-                             f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
-                             "another output folder")
-        loaded = type(self.model).from_pretrained(folder)
-        self.model.load_state_dict(loaded.state_dict())
-        self.model.config = loaded.config
-        self.model.config.sparse_prediction = self.run_sparse
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        rng = state["rng"][self.dist.rank]
-        torch.set_rng_state(rng["cpu"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self.best = state["best"]
-        step = state["step"]
-        self.steps_taken = state.get("steps_taken", step)
+    def _resume(self, path, state: TrainState) -> None:
+        folder, saved = load_checkpoint(path, state, settings=self.settings(), distributed=self.dist,
+                                        device=self.device)
+        self.best = saved["best"]
         if self.dist.is_main and os.path.exists(self.metrics_path):
             # Entries past the checkpoint are redone by the resumed run; keep only those before it.
             with open(self.metrics_path, encoding="utf-8") as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= state.step]
             atomic_write_text(self.metrics_path, "".join(kept))
             self.history = [json.loads(line) for line in kept]
-        self.log(f"resumed from {folder} at step {step}")
-        return step, state["epoch"], state["step_in_epoch"]
-
-    def _clean_temporaries(self) -> None:
-        """Tidy up after a killed run: half-written folders (never read) go; a folder moved aside by
-        files.replace_folder whose replacement never arrived is moved back."""
-        for base in (self.config.output_dir, os.path.join(self.config.output_dir, "checkpoints")):
-            for name in sorted(os.listdir(base)):
-                path = os.path.join(base, name)
-                if not os.path.isdir(path) or not name.startswith((".tmp-", ".old-")):
-                    continue
-                original = os.path.join(base, name[len(".old-"):].rsplit("-", 1)[0])
-                if name.startswith(".old-") and not os.path.exists(original):
-                    os.rename(path, original)
-                else:
-                    shutil.rmtree(path, ignore_errors=True)
+        self.log(f"resumed from {folder} at step {state.step}")
 
 
 @torch.no_grad()
@@ -841,12 +489,11 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     task_object.from_config(loaded.config)
     examples = task_object.examples(read_records(data))
     features = task_object.features(examples)
-    target = as_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    target = choose_device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    autocast = (lambda: torch.autocast(target.type, dtype=dtype)) if dtype else contextlib.nullcontext
-    return evaluate_model(loaded.to(target), task_object, examples, features, batch_size, target, autocast)
+    return evaluate_model(loaded.to(target), task_object, examples, features, batch_size, target,
+                          autocast(precision, target))
 
 
 __all__ = ["Trainer", "TrainingConfig", "NonFiniteLossError", "evaluate", "evaluate_model", "find_checkpoint",

@@ -1,0 +1,52 @@
+"""The five tasks, one file each: names, head class, pipeline, record format, and the training side.
+
+    TASKS["question-answering"]          the Task class of a training name
+    resolve("ner")                       the Task class of a training or pipeline name
+    make_task("masked-lm", tokenizer)    a Task object for training, with the task's own options
+
+Adding a task is adding a file here and its class to TASKS. Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+from .base import Task
+from .masked_lm import MaskedLM
+from .multiple_choice import MultipleChoice
+from .question_answering import QuestionAnswering
+from .sequence_classification import SequenceClassification
+from .token_classification import TokenClassification
+
+# Training name -> Task class, in the order the command line lists them.
+TASKS: dict[str, type[Task]] = {
+    task.name: task
+    for task in (SequenceClassification, TokenClassification, QuestionAnswering, MultipleChoice, MaskedLM)
+}
+# Pipeline name (transformers' task names and aliases) -> Task class.
+PIPELINE_TASKS: dict[str, type[Task]] = {name: task for task in TASKS.values() for name in task.pipeline_names}
+
+FORMATS = "Data formats of the five tasks (JSON Lines keys, or CSV columns with JSON in list cells):\n\n" + "".join(
+    task.record_format for task in TASKS.values()
+)
+
+
+def resolve(name_or_alias: str) -> type[Task]:
+    """The Task class of a training name ("sequence-classification") or a pipeline name ("sentiment-analysis")."""
+    task = TASKS.get(name_or_alias) or PIPELINE_TASKS.get(name_or_alias)
+    if task is None:
+        raise ValueError(f"task={name_or_alias!r} is not one of {sorted({*TASKS, *PIPELINE_TASKS})}")
+    return task
+
+
+def make_task(name: str, tokenizer, max_length: int = 128, **options) -> Task:
+    """The Task object for training name `name` (one of TASKS); `options` may hold every task's options
+    (stride, label_all_pieces, mlm_probability, mask_mode): each task takes its own."""
+    if name not in TASKS:
+        raise ValueError(f"task={name!r} is not one of {', '.join(TASKS)}")
+    unknown = set(options) - {option for task in TASKS.values() for option in task.options}
+    if unknown:
+        raise TypeError(f"make_task got unexpected option(s) {sorted(unknown)}")
+    task = TASKS[name]
+    return task(tokenizer, max_length, **{key: value for key, value in options.items() if key in task.options})
+
+
+__all__ = ["FORMATS", "PIPELINE_TASKS", "TASKS", "Task", "make_task", "resolve"]

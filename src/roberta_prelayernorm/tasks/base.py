@@ -1,0 +1,94 @@
+"""What every task defines: its names, head class, pipeline, record format, and for training its examples,
+features, batches and scores. One file per task in this package holds all of that for its task.
+
+Importing a task does not import torch: the modules that need it are imported where they are used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..training.data import Record
+
+
+class Task:
+    """One task (subclasses fill it in). The class tells what the task is; an instance, built with a tokenizer,
+    turns training records into scored batches for the trainer."""
+
+    name: str  # the training name (train --task)
+    pipeline_names: tuple[str, ...]  # transformers' pipeline names of the task (the first is the main one)
+    record_format: str  # its lines of the training data formats (train --help)
+    options: tuple[str, ...] = ()  # the task's own training options, keyword arguments of __init__
+    metric: str  # the validation metric that picks the best model
+    greater_is_better = True
+
+    @staticmethod
+    def head_class() -> type:
+        """The model class with the task's head."""
+        raise NotImplementedError
+
+    @staticmethod
+    def pipeline_class() -> type:
+        """The task's pipeline class."""
+        raise NotImplementedError
+
+    @property
+    def model_class(self) -> str:
+        """The name of the head class, as roberta_prelayernorm exports it."""
+        return self.head_class().__name__
+
+    def __init__(self, tokenizer, max_length: int = 128):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def fit(self, records: list[Record]) -> None:
+        """Learn what the data defines (the label set) from the training records."""
+
+    def from_config(self, config) -> None:
+        """Take the label set from a trained model's config (for evaluation)."""
+
+    def config_overrides(self) -> dict:
+        """Config fields the model needs for this data (id2label, problem_type)."""
+        return {}
+
+    def examples(self, records: list[Record]) -> list[dict]:
+        """Check and normalise each record; a bad one raises DataError naming file, line and field."""
+        raise NotImplementedError
+
+    def features(self, examples: list[dict]) -> list[dict]:
+        """Tokenised model inputs; each keeps the index of its example ("example") for scoring."""
+        raise NotImplementedError
+
+    def collate(self, features: list[dict], generator: Optional[torch.Generator] = None) -> dict:
+        """A padded batch; by default one label per feature (classification of a whole text or of choices)."""
+        from ..training.collate import collate
+
+        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"), ("labels",))
+
+    def outputs(self, batch: dict, output) -> list:
+        """What scoring needs from a forward pass, one item per feature, as plain Python values (by default
+        each feature's logits)."""
+        return output.logits.float().tolist()
+
+    def score(self, examples: list[dict], features: list[dict], outputs: list) -> dict:
+        raise NotImplementedError
+
+
+def record_text(record: Record, name: str, required: bool = True) -> Optional[str]:
+    value = record.get(name, str, required)
+    if value is not None and not value.strip():
+        raise record.error(name, "is empty")
+    return value
+
+
+def record_str_list(record: Record, name: str) -> list[str]:
+    value = record.get(name, list)
+    if not value:
+        raise record.error(name, "is an empty list")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise record.error(name, f"item {i} is {type(item).__name__} {item!r:.40}; expected str")
+    return value

@@ -1,0 +1,46 @@
+"""TrainState: what the training loop changes and a checkpoint keeps, passed around as one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def linear_schedule(warmup: int, total: int):
+    """LR factor: 0 -> 1 over `warmup` steps, then linearly down to 0 at `total`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+@dataclass
+class TrainState:
+    """The model, its optimizer, LR scheduler and gradient scaler, and the position in the data: `step`
+    optimizer steps done, `step_in_epoch` of them in epoch `epoch`; `steps_taken` of them made an update (not
+    skipped for a non-finite loss)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    steps_taken: int = 0
+
+
+def make_optimizer(model: torch.nn.Module, config, total: int):
+    """AdamW (no decay on biases and LayerNorm weights, as in BERT and RoBERTa training) with linear warm-up
+    and decay over `total` steps: (optimizer, scheduler)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate,
+                                  betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+    warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))
