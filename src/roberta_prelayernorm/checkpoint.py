@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
-from .cpu_linear import Linear
 from .files import atomic_folder, atomic_write, atomic_write_text
 from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 EXAMPLES = """examples:
   # tokenize a corpus (one document per line; .jsonl files: one {"text": ...} per line) with a model's tokenizer
@@ -42,15 +41,12 @@ def add_commands(subparsers) -> None:
 
 
 def run_tokenize_corpus(args) -> int:
+    """Errors (a bad file, a partial folder of other settings) become one line with exit code 2 in cli.main."""
     from ..tokenizer import AutoTokenizer
-    from .corpus import CorpusError, write_corpus
+    from .corpus import write_corpus
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-        metadata = write_corpus(args.text_files, tokenizer, args.output, args.chunk_documents,
-                                progress=not args.no_progress)
-    except (CorpusError, OSError, UnicodeDecodeError) as err:
-        print(f"roberta-prelayernorm tokenize-corpus: error: {err}", file=sys.stderr)
-        return 2
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    metadata = write_corpus(args.text_files, tokenizer, args.output, args.chunk_documents,
+                            progress=not args.no_progress)
     print(json.dumps({k: metadata[k] for k in ("documents", "tokens", "dtype", "vocab_size")}))
     return 0
