@@ -266,23 +266,51 @@ class PreTrainedMixin:
         hub_kwargs = pop_hub_kwargs(kwargs)
         init_params = inspect.signature(cls.__init__).parameters
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
-        from .layouts import read_roberta_layout
+        from .layouts import roberta_layout_config, roberta_prelayernorm_state
 
-        foreign = read_roberta_layout(name_or_path, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
+        foreign = roberta_layout_config(name_or_path, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
         if config is None and foreign:
-            config = RobertaPreLayerNormConfig.from_dict(foreign[0], **kwargs)
+            config = RobertaPreLayerNormConfig.from_dict(foreign, **kwargs)
         elif config is None:
             config = RobertaPreLayerNormConfig.from_pretrained(name_or_path, **hub_kwargs, **kwargs)
         else:
             config = RobertaPreLayerNormConfig.coerce(config)
             config.update(kwargs)
         config._name_or_path = os.fspath(name_or_path)  # PEFT records it as the adapters' base model
-        state, filename = foreign[1:] if foreign else load_checkpoint_weights(name_or_path, hub_kwargs)
-        state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
+        state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
+        source = f"{name_or_path}/{filename}"
+        if foreign:
+            state = roberta_prelayernorm_state(state, source=source)
         dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
+        model, info = cls.from_state_dict(config, state, dtype=dtype, source=source,
+                                          ignore_mismatched_sizes=ignore_mismatched_sizes,
+                                          model_args=model_args, init_kwargs=init_kwargs)
+        if quantize == "int8":
+            from .quantization import quantize_int8
 
+            quantize_int8(model, inplace=True)
+        missing, mismatched = info["missing_keys"], info["mismatched_keys"]
+        if missing or mismatched:
+            logger.warning(
+                "Some weights of %s were not in the checkpoint %s and are newly initialised: %s. "
+                "Train the model on a down-stream task before using it for predictions.",
+                cls.__name__, name_or_path, ", ".join(missing + [k for k, _, _ in mismatched]),
+            )
+        if info["unexpected_keys"]:
+            logger.warning("Some weights of the checkpoint %s were not used by %s: %s",
+                           name_or_path, cls.__name__, ", ".join(info["unexpected_keys"]))
+        return (model, info) if output_loading_info else model
+
+    @classmethod
+    def from_state_dict(cls, config, state: dict, *, dtype: torch.dtype = torch.float32,
+                        source: str = "the state dict", ignore_mismatched_sizes: bool = False, model_args=(),
+                        init_kwargs=None):
+        """(model in eval mode, loading info) built from a state dict under this family's keys, with or without
+        the base-model prefix. Built on the meta device and the tensors assigned in (cast to `dtype`); tied
+        weights tied; what the state lacks initialised. Info: missing, unexpected and mismatched keys."""
+        state = {k: v for k, v in state.items() if not k.endswith(IGNORED_KEYS)}
         with torch.device("meta"):  # no memory and no real initialisation: loaded weights replace them
-            model = cls(config, *model_args, **init_kwargs)
+            model = cls(config, *model_args, **(init_kwargs or {}))
         state = match_prefix(state, model, cls.base_model_prefix)
         expected = model.state_dict()
         mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items()
@@ -290,7 +318,7 @@ class PreTrainedMixin:
         if mismatched and not ignore_mismatched_sizes:
             lines = "; ".join(f"{k}: checkpoint {a}, model {b}" for k, a, b in mismatched)
             raise CheckpointError(
-                f"{name_or_path}/{filename} does not fit the config: {lines}. Pass ignore_mismatched_sizes=True "
+                f"{source} does not fit the config: {lines}. Pass ignore_mismatched_sizes=True "
                 "to initialise these weights anew (e.g. a classifier with another num_labels)."
             )
         for key, _, _ in mismatched:
@@ -310,24 +338,8 @@ class PreTrainedMixin:
         model.materialize(dtype)
         model.tie_weights()
         model.eval()
-        if quantize == "int8":
-            from .quantization import quantize_int8
-
-            quantize_int8(model, inplace=True)
-        if missing or mismatched:
-            logger.warning(
-                "Some weights of %s were not in the checkpoint %s and are newly initialised: %s. "
-                "Train the model on a down-stream task before using it for predictions.",
-                cls.__name__, name_or_path, ", ".join(missing + [k for k, _, _ in mismatched]),
-            )
-        if result.unexpected_keys:
-            logger.warning("Some weights of the checkpoint %s were not used by %s: %s",
-                           name_or_path, cls.__name__, ", ".join(result.unexpected_keys))
-        if output_loading_info:
-            info = {"missing_keys": missing, "unexpected_keys": list(result.unexpected_keys),
-                    "mismatched_keys": mismatched}
-            return model, info
-        return model
+        return model, {"missing_keys": missing, "unexpected_keys": list(result.unexpected_keys),
+                       "mismatched_keys": mismatched}
 
     def materialize(self, dtype: torch.dtype) -> None:
         """Allocate and initialise the parameters still on the meta device (those the checkpoint lacked)."""

@@ -130,38 +130,36 @@ def copy_tokenizer(source, folder: str) -> list[str]:
 
 
 def read_source(source: str):
-    """(model, original state dict, layout) of a fairseq file, folder or hub id, the model in float32."""
-    import torch
-
+    """(model, original state dict, layout) of a fairseq file, folder or hub id, the model in float32; the
+    weights are read once."""
     from . import modeling
     from .checkpoint import CheckpointError, load_checkpoint_weights
     from .config import RobertaPreLayerNormConfig
-    from .layouts import fairseq_layout, fairseq_to_family, load_fairseq_checkpoint
+    from .layouts import (fairseq_layout, fairseq_to_family, load_fairseq_checkpoint, roberta_layout_config,
+                          roberta_prelayernorm_state)
 
     if os.path.isfile(source):
         checkpoint = load_fairseq_checkpoint(source)
         config_dict, state = fairseq_to_family(checkpoint, source)
         config = RobertaPreLayerNormConfig.from_dict(config_dict)
-        cls = getattr(modeling, config.architectures[0])
-        with torch.device("meta"):
-            model = cls(config)
-        missing = model.load_state_dict(state, strict=False, assign=True).missing_keys
-        missing = sorted(set(missing) - {"lm_head.decoder.bias", "lm_head.decoder.weight"})  # tied
-        if missing:
+        model, info = getattr(modeling, config.architectures[0]).from_state_dict(config, state, source=source)
+        if info["missing_keys"]:
             raise CheckpointError(f"{source} lacks weights a {config.num_hidden_layers}-layer model needs: "
-                                  f"{', '.join(missing)}")
-        model.tie_weights()
-        return model.float().eval(), checkpoint["model"], fairseq_layout(checkpoint["model"])
-    original = load_checkpoint_weights(source, {})[0]  # under its own names (princeton-nlp's: roberta.)
+                                  f"{', '.join(info['missing_keys'])}")
+        return model, checkpoint["model"], fairseq_layout(checkpoint["model"])
+    original, filename = load_checkpoint_weights(source, {})  # under its own names (princeton-nlp's: roberta.)
+    foreign = roberta_layout_config(source, {})
+    config = (RobertaPreLayerNormConfig.from_dict(foreign) if foreign
+              else RobertaPreLayerNormConfig.from_pretrained(source))
+    state = roberta_prelayernorm_state(original, source=f"{source}/{filename}") if foreign else original
     cls = modeling.RobertaPreLayerNormForMaskedLM if "lm_head.bias" in original else modeling.RobertaPreLayerNormModel
-    return cls.from_pretrained(source), original, "hf"
+    model, info = cls.from_state_dict(config, state, source=f"{source}/{filename}")
+    return model, original, "hf"
 
 
 def convert(source: str, output: str, tokenizer=None, dtype=None) -> dict:
     """Write `output`; return what was done and the largest difference on the fixed input."""
     import torch
-
-    from . import modeling
 
     check_new_folder(output)  # before the (long) reading
     model, original, layout = read_source(source)
@@ -171,18 +169,13 @@ def convert(source: str, output: str, tokenizer=None, dtype=None) -> dict:
         target = torch.float32
     # a fairseq file's tokenizer (Hugging Face files, if any) would lie beside it
     tokenizer_source = tokenizer or (os.path.dirname(os.path.abspath(source)) if os.path.isfile(source) else source)
-    copied = []
-
-    def fill(folder):
+    with atomic_folder(output) as folder:  # filled beside, renamed into place
         model.to(target).save_pretrained(folder)
-        copied.extend(copy_tokenizer(tokenizer_source, folder))
+        copied = copy_tokenizer(tokenizer_source, folder)
         if tokenizer and not copied:
             raise FileNotFoundError(f"--tokenizer {tokenizer} has none of {', '.join(TOKENIZER_FILES)}")
-
-    with atomic_folder(output) as folder:  # filled beside, renamed into place
-        fill(folder)
     config = model.config
-    loaded = getattr(modeling, type(model).__name__).from_pretrained(output)
+    loaded = type(model).from_pretrained(output)
     ids = check_ids(config.vocab_size, min(16, config.max_position_embeddings - config.pad_token_id - 1))
     with torch.no_grad():
         ours = loaded(ids)[0]

@@ -4,7 +4,8 @@
   `"model_type": "roberta"`, keys use the prefix `roberta.`, the pre-LayerNorms sit at `attention.LayerNorm`,
   `intermediate.LayerNorm` and the final `roberta.LayerNorm`, and every layer carries an
   `attention.self.LayerNorm` that their modeling file created but never called (DinkyTrain,
-  scripts/pre_ln_roberta/modeling_roberta.py). `from_pretrained` reads them through `read_roberta_layout`.
+  scripts/pre_ln_roberta/modeling_roberta.py). `from_pretrained` reads them through
+  `roberta_layout_config` and `roberta_prelayernorm_state`.
 - fairseq RoBERTa checkpoints trained with `--encoder-normalize-before` (DinkyTrain), both the plain layout
   (`layers.N.self_attn.q_proj`, ...) and the DeepSpeed transformer-kernel layout (`layers.N.attn_qkvw`, ...);
   the `convert` command reads them through `fairseq_to_family`.
@@ -26,7 +27,7 @@ import logging
 import re
 from typing import Optional
 
-from .checkpoint import CheckpointError, load_checkpoint_weights
+from .checkpoint import CheckpointError
 from .hub import resolve_file
 
 logger = logging.getLogger("roberta_prelayernorm")
@@ -36,9 +37,10 @@ ARCHITECTURES = {"RobertaForMaskedLM": "RobertaPreLayerNormForMaskedLM", "Robert
 
 
 # -- princeton-nlp's Hugging Face layout ----------------------------------------------------------------
-def read_roberta_layout(name_or_path, hub_kwargs: dict) -> Optional[tuple[dict, dict, str]]:
-    """(config dict, state dict, weights file name) of a pre-LN checkpoint saved as model_type "roberta";
-    None for any other model_type. A post-LayerNorm RoBERTa is refused: it is another architecture."""
+def roberta_layout_config(name_or_path, hub_kwargs: dict) -> Optional[dict]:
+    """The config of a checkpoint saved as model_type "roberta" (princeton-nlp's layout), mapped to this
+    family's model_type and class names; None for any other model_type (the ordinary loader reads it). Whether
+    its weights really are pre-LayerNorm is checked by `roberta_prelayernorm_state`."""
     path = resolve_file(name_or_path, "config.json", **hub_kwargs)
     if path is None:
         return None
@@ -49,19 +51,14 @@ def read_roberta_layout(name_or_path, hub_kwargs: dict) -> Optional[tuple[dict, 
         return None  # the ordinary config loader reports it
     if not isinstance(config, dict) or config.get("model_type") != "roberta":
         return None
-    original, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
-    state = roberta_prelayernorm_state(original, source=f"{name_or_path}/{filename}")
     config = {**config, "model_type": "roberta-prelayernorm"}
     config["architectures"] = [ARCHITECTURES.get(a, a) for a in config.get("architectures") or []]
-    unused = len(original) - len(state)
-    logger.warning("%s: princeton-nlp pre-LayerNorm RoBERTa layout (model_type 'roberta'), loaded as "
-                   "roberta-prelayernorm (prefix 'roberta.' renamed, %d unused attention.self.LayerNorm "
-                   "tensors dropped)", name_or_path, unused)
-    return config, state, filename
+    return config
 
 
 def roberta_prelayernorm_state(state: dict, source: str) -> dict:
-    """princeton-nlp keys -> this family's keys, after checking the checkpoint really is pre-LayerNorm."""
+    """princeton-nlp keys -> this family's keys, after checking the checkpoint really is pre-LayerNorm; a
+    one-line notice says what was done."""
     post_ln = sorted(k for k in state if re.search(r"\.(attention\.output|\d+\.output)\.LayerNorm\.", k))
     if post_ln:
         raise CheckpointError(
@@ -77,11 +74,15 @@ def roberta_prelayernorm_state(state: dict, source: str) -> dict:
             f"{source} says model_type 'roberta' but lacks the pre-LayerNorm weights (attention.LayerNorm, "
             f"intermediate.LayerNorm, final LayerNorm){': ' + ', '.join(missing[:4]) if missing else ''}"
         )
-    return {
+    mapped = {
         (PREFIX + key[len("roberta"):] if key.startswith("roberta.") else key): value
         for key, value in state.items()
         if not re.search(r"\.attention\.self\.LayerNorm\.(weight|bias)$", key)
     }
+    logger.warning("%s: princeton-nlp pre-LayerNorm RoBERTa layout (model_type 'roberta'), loaded as "
+                   "roberta-prelayernorm (prefix 'roberta.' renamed, %d unused attention.self.LayerNorm "
+                   "tensors dropped)", source, len(state) - len(mapped))
+    return mapped
 
 
 # -- reading pickled fairseq checkpoints ----------------------------------------------------------------
