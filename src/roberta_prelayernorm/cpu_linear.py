@@ -29,6 +29,7 @@ autograd's checks): call `clear_cache()` after such edits.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -68,6 +69,7 @@ def _setting_now() -> str:
     return "1" if _override is True else "0" if _override is False else _setting()
 
 
+@functools.cache  # facts of the process, asked on every Linear call
 def ops_available() -> bool:
     """oneDNN's prepacked linear is in this build, on an x86 CPU."""
     return (platform.machine().lower() in ("x86_64", "amd64", "x86", "i686")
@@ -82,7 +84,7 @@ def fast_path_enabled(dtype: torch.dtype = torch.float32) -> bool:
     if setting == "0" or not ops_available():
         return False
     if dtype == torch.bfloat16:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return _bf16_supported()
     if dtype != torch.float32:
         return False
     if setting == "1":
@@ -90,6 +92,11 @@ def fast_path_enabled(dtype: torch.dtype = torch.float32) -> bool:
     if _measured is None:
         _measured = measure_speedup() > 1.05
     return _measured
+
+
+@functools.cache
+def _bf16_supported() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def measure_speedup(tokens: int = 256, features: int = 768, repeats: int = 5) -> float:
@@ -138,8 +145,9 @@ def _tracing() -> bool:
 def _usable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> bool:
     """The oneDNN path serves this call: CPU, matching float dtypes, no autocast, tracing, functorch or
     autograd (training keeps the default GEMM: see the module doc)."""
-    return (not _tracing()  # first: compilers and exporters see the plain F.linear only
-            and x.device.type == "cpu" and weight.device.type == "cpu" and x.dim() >= 2 and x.numel() > 0
+    return (x.device.type == "cpu" and weight.device.type == "cpu"  # first: the cheapest test, off for CUDA
+            and not _tracing()  # compilers and exporters see the plain F.linear only
+            and x.dim() >= 2 and x.numel() > 0
             and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
             and not weight.is_mkldnn and not x.is_mkldnn and weight.layout == torch.strided
             and not weight.is_inference()  # no version counter to key the cache on
