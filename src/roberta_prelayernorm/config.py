@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
+from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "roberta-prelayernorm"
@@ -269,7 +269,9 @@ class RobertaPreLayerNormConfig:
         hub_kwargs = pop_hub_kwargs(kwargs)
         path = resolve_file(name_or_path, CONFIG_NAME, **hub_kwargs)
         if path is None:
-            if any(resolve_file(name_or_path, name, **hub_kwargs) for name in ("model.safetensors", "pytorch_model.bin")):
+            from .checkpoint import WEIGHT_FILES  # here: checkpoint imports this module
+
+            if resolve_first(name_or_path, WEIGHT_FILES, **hub_kwargs)[1] is not None:
                 raise CheckpointNotFoundError(
                     f"{name_or_path!r} has weights but no {CONFIG_NAME}: a bare state dict, as transformers' Trainer "
                     "saves models it does not know; train with roberta_prelayernorm.integrations.Trainer, or "
@@ -293,9 +295,9 @@ class RobertaPreLayerNormConfig:
             raise ValueError(f"{path}: {err}") from None
 
     def save_pretrained(self, save_directory) -> None:
-        """Write config.json into `save_directory` (the folder is replaced whole: see files.atomic_folder)."""
-        from .files import atomic_folder, atomic_write_text
+        """Write config.json into `save_directory`, atomically (one file: no need to swap the whole folder)."""
+        from .files import atomic_write_text
 
-        with atomic_folder(save_directory) as folder:
-            atomic_write_text(os.path.join(folder, CONFIG_NAME), self.to_json_string())
+        os.makedirs(save_directory, exist_ok=True)
+        atomic_write_text(os.path.join(save_directory, CONFIG_NAME), self.to_json_string())
 

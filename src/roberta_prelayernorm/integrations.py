@@ -19,6 +19,7 @@ import torch
 import transformers
 
 from .checkpoint import PreTrainedMixin
+from .files import atomic_folder
 
 
 class Trainer(transformers.Trainer):
@@ -29,8 +30,9 @@ class Trainer(transformers.Trainer):
         if not isinstance(model, PreTrainedMixin):  # a PEFT or transformers model: transformers knows it
             return super()._save(output_dir, state_dict=state_dict)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        model.save_pretrained(output_dir, state_dict=state_dict, safe_serialization=self.args.save_safetensors)
-        tokenizer = self.processing_class or getattr(self.data_collator, "tokenizer", None)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, transformers.trainer.TRAINING_ARGS_NAME))
+        with atomic_folder(output_dir) as folder:  # model, tokenizer and arguments swapped in together
+            model.save_pretrained(folder, state_dict=state_dict, safe_serialization=self.args.save_safetensors)
+            tokenizer = self.processing_class or getattr(self.data_collator, "tokenizer", None)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(folder)
+            torch.save(self.args, os.path.join(folder, transformers.trainer.TRAINING_ARGS_NAME))
