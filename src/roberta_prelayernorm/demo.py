@@ -60,7 +60,7 @@ def run(args) -> int:
     import roberta_prelayernorm as rp
     from .tokenizer import train_byte_level_bpe
     from .training import Trainer, TrainingConfig
-    from .training.corpus import write_corpus
+    from .training.corpus import is_corpus, write_corpus
 
     if args.scale <= 0:
         raise ValueError(f"--scale must be > 0, got {args.scale}")
@@ -97,7 +97,7 @@ def run(args) -> int:
           "into a memory-mapped folder (as `tokenize-corpus` writes it), with sparse prediction (the LM head at "
           "the masked positions only)...")
     corpus_dir = os.path.join(output, "corpus")
-    if not os.path.exists(os.path.join(corpus_dir, "corpus.json")):
+    if not is_corpus(corpus_dir):
         write_corpus([corpus_train], tokenizer, corpus_dir, progress=False)
     mlm_dir = os.path.join(output, "masked-lm")
     trainer = Trainer(TrainingConfig(task="masked-lm", output_dir=mlm_dir, train=corpus_dir,

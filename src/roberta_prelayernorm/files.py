@@ -72,7 +72,7 @@ def atomic_folder(path: str):
     token = _OPEN_FOLDERS.set(_OPEN_FOLDERS.get() + (tmp,))
     try:
         if os.path.isdir(path):
-            shutil.copytree(path, tmp, copy_function=_link_or_copy, dirs_exist_ok=True)
+            shutil.copytree(path, tmp, copy_function=link_or_copy, dirs_exist_ok=True)
         yield tmp
         _OPEN_FOLDERS.reset(token)
         token = None
@@ -107,7 +107,8 @@ def fsync_folder(path: str) -> None:
         os.close(fd)
 
 
-def _link_or_copy(source: str, target: str) -> None:
+def link_or_copy(source: str, target: str) -> None:
+    """A hard link (files here are replaced by renaming, never written into, so links stay safe), else a copy."""
     try:
         os.link(source, target)
     except OSError:  # a file system without hard links

@@ -9,11 +9,12 @@ import json
 import os
 import shutil
 from dataclasses import asdict
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock
+from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock, link_or_copy
 from . import corpus
 from .state import TrainState
 
@@ -69,9 +70,9 @@ def file_fingerprint(path: str) -> str:
 
     paths = [path] if os.path.isfile(path) else sorted(
         os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-    digest, size = hashlib.sha256(), 0
+    digest, size, sizes_only = hashlib.sha256(), 0, corpus.is_corpus(path)
     for name in paths:
-        if corpus.is_corpus(path) and os.path.basename(name) != corpus.METADATA:
+        if sizes_only and os.path.basename(name) != corpus.METADATA:
             size += os.path.getsize(name)
             continue
         with open(name, "rb") as f:
@@ -112,7 +113,7 @@ def save_top(output_dir: str, source: str) -> None:
             if os.path.isfile(os.path.join(source, name)):
                 if os.path.lexists(target):
                     os.unlink(target)
-                shutil.copy2(os.path.join(source, name), target)
+                link_or_copy(os.path.join(source, name), target)  # the weights once on disk
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------
@@ -129,10 +130,10 @@ def find_checkpoint(path: str) -> str:
     return os.path.join(folder, steps[-1])
 
 
-def save_checkpoint(state: TrainState, *, tokenizer, config, distributed, device, best, settings: dict,
-                    sparse_prediction: bool) -> None:
+def save_checkpoint(state: TrainState, *, tokenizer, config, distributed, device, best,
+                    settings: Optional[dict], sparse_prediction: bool) -> None:
     """checkpoints/step-N/ for `state` (rank 0 writes; every process's RNG state goes in), keeping the
-    config.keep_checkpoints latest. `settings` are compared on resume (load_checkpoint)."""
+    config.keep_checkpoints latest. `settings` (rank 0's; None elsewhere) are compared on resume."""
     rng = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)

@@ -99,15 +99,12 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
         atomic_write_text(plan_path, json.dumps(plan, indent=2))
     dtype = np.dtype(plan["dtype"])
 
-    def chunk_path(i, kind):
-        return os.path.join(chunks, f"chunk-{i:06d}.{kind}")
-
     def write_chunk(i, texts):
         encoding = tokenizer(texts, verbose=False)["input_ids"]
         lengths = np.array([len(ids) for ids in encoding], dtype=np.int64)
         stream = np.fromiter((t for ids in encoding for t in ids), dtype=dtype, count=int(lengths.sum()))
-        atomic_write(chunk_path(i, "bin"), stream.tofile)
-        save_array(chunk_path(i, "len"), lengths)  # last: its presence marks the chunk done
+        atomic_write(chunk_path(chunks, i, "bin"), stream.tofile)
+        save_array(chunk_path(chunks, i, "len"), lengths)  # last: its presence marks the chunk done
 
     total_bytes = sum(s["bytes"] for s in plan["sources"])
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=not progress)
@@ -115,7 +112,7 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
 
     def flush():
         nonlocal count, texts
-        if not os.path.exists(chunk_path(count, "len")):  # finished chunks of a killed run are kept
+        if not os.path.exists(chunk_path(chunks, count, "len")):  # finished chunks of a killed run are kept
             write_chunk(count, texts)
         count, texts = count + 1, []
         bar.update(done_bytes - bar.n)
@@ -132,16 +129,20 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
     return _join_chunks(output, plan, count)
 
 
+def chunk_path(chunks: str, i: int, kind: str) -> str:
+    return os.path.join(chunks, f"chunk-{i:06d}.{kind}")
+
+
 def _join_chunks(output: str, plan: dict, count: int) -> dict:
     """Concatenate the chunks into tokens.bin and documents.npy, write corpus.json, drop the chunks."""
     chunks = os.path.join(output, CHUNKS)
-    lengths = [np.load(os.path.join(chunks, f"chunk-{i:06d}.len")) for i in range(count)]
+    lengths = [np.load(chunk_path(chunks, i, "len")) for i in range(count)]
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths) if lengths else [])]).astype(np.int64)
 
     def write_tokens(tmp):
         with open(tmp, "wb") as out:
             for i in range(count):
-                with open(os.path.join(chunks, f"chunk-{i:06d}.bin"), "rb") as f:
+                with open(chunk_path(chunks, i, "bin"), "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 24)
 
     atomic_write(os.path.join(output, TOKENS), write_tokens)

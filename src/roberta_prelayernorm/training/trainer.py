@@ -283,7 +283,8 @@ class Trainer:
                     module.train()
                 if due(cfg.save_every) and step < total:
                     save_checkpoint(state, tokenizer=self.tokenizer, config=cfg, distributed=self.dist,
-                                    device=self.device, best=self.best, settings=self.settings(),
+                                    device=self.device, best=self.best,
+                                    settings=self.settings() if self.dist.is_main else None,  # rank 0 writes
                                     sparse_prediction=self.saved_sparse)
                 if step >= total:
                     break
