@@ -24,6 +24,8 @@ class Task:
     options: tuple[str, ...] = ()  # the task's own training options, keyword arguments of __init__
     metric: str  # the validation metric that picks the best model
     greater_is_better = True
+    # Training steps run with config.sparse_prediction (the head only where labels are); saved models keep theirs.
+    sparse_prediction = False
 
     @staticmethod
     def head_class() -> type:

@@ -23,6 +23,7 @@ class MaskedLM(Task):
 
     metric = "loss"
     greater_is_better = False
+    sparse_prediction = True
 
     options = ("mlm_probability", "mask_mode")
 
@@ -63,9 +64,6 @@ class MaskedLM(Task):
             batch["input_ids"], batch.pop("special_tokens_mask"), self.rate, self.mask_mode,
             self.tokenizer.mask_token_id, len(self.tokenizer), generator)
         return batch
-
-    def config_overrides(self):
-        return {"sparse_prediction": True}  # the LM head (and the last layer) run at the masked positions only
 
     def outputs(self, batch, output):
         import torch.nn.functional as F

@@ -131,15 +131,13 @@ class Trainer:
         if model is None:
             if config.model is None:
                 raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
-            overrides = {k: v for k, v in self.task.config_overrides().items() if k != "sparse_prediction"}
-            model = load_model(self.task, config.model, config.from_scratch, **overrides)
+            model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
         else:
             self._adopt_labels(model)
         # Masked-LM steps run the LM head at the masked positions only; the models saved keep the setting the
         # model came with, so that they answer as the documented API does (dense logits) wherever loaded.
         self.saved_sparse = model.config.sparse_prediction
-        self.run_sparse = self.task.config_overrides().get("sparse_prediction", self.saved_sparse)
-        model.config.sparse_prediction = self.run_sparse
+        model.config.sparse_prediction = self.task.sparse_prediction or self.saved_sparse
         check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
