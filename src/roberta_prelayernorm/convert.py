@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
 
-from .files import TOKENIZER_FILES, atomic_folder, check_new_folder
+from .files import TOKENIZER_FILES, atomic_folder, check_new_folder, copy_tokenizer
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -113,22 +112,6 @@ def check_ids(vocab_size: int, length: int = 16):
     return torch.tensor([[0] + body + [2]])
 
 
-def copy_tokenizer(source, folder: str) -> list[str]:
-    """Copy the tokenizer files `source` (folder or hub id) has into `folder`; their names."""
-    from .hub import resolve_file
-
-    copied = []
-    for name in TOKENIZER_FILES:
-        try:
-            path = resolve_file(source, name)
-        except OSError:
-            return copied
-        if path is not None:
-            shutil.copyfile(path, os.path.join(folder, name))
-            copied.append(name)
-    return copied
-
-
 def read_source(source: str):
     """(model, original state dict, layout) of a fairseq file, folder or hub id, the model in float32; the
     weights are read once."""
@@ -221,20 +204,10 @@ def add_commands(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .checkpoint import CheckpointError
-
+    """Errors (a missing or unreadable SOURCE, an existing --output) become one line, exit code 2, in cli.main."""
     if not os.path.exists(args.source) and os.path.splitext(args.source)[1] in (".pt", ".bin", ".ckpt"):
-        print(f"error: SOURCE {args.source}: no such file", file=sys.stderr)
-        return 2
-    try:
-        result = convert(args.source, args.output, tokenizer=args.tokenizer, dtype=args.dtype)
-    except FileExistsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (CheckpointError, OSError, ValueError) as err:  # OSError: a missing folder, hub id or file
-        where = "" if str(args.source) in str(err) else f"SOURCE {args.source}: "
-        print(f"error: {where}{err}", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"SOURCE {args.source}: no such file")
+    result = convert(args.source, args.output, tokenizer=args.tokenizer, dtype=args.dtype)
     files = ", ".join(["config.json", "model.safetensors", *result["tokenizer_files"]])
     print(f"wrote {args.output} ({files}) from the {result['layout']} layout in {result['dtype']}")
     print(f"largest difference from the original computation ({result['output']}, fixed input): "

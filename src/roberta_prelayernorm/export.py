@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 
-from .files import TOKENIZER_FILES, atomic_folder, check_new_folder
+from .files import atomic_folder, check_new_folder, copy_tokenizer
 
 # The fields each head's ONNX graph returns, in order.
 OUTPUT_FIELDS = {
@@ -131,9 +130,7 @@ def export_folder(model_dir: str, output: str, int8: bool = False, opset=None) -
                              weight_type=QuantType.QInt8)
             differences["model_int8.onnx"] = largest_difference(model, os.path.join(tmp, "model_int8.onnx"))
         model.config.save_pretrained(tmp)
-        for name in TOKENIZER_FILES:
-            if os.path.isfile(os.path.join(model_dir, name)):
-                shutil.copy2(os.path.join(model_dir, name), tmp)
+        copy_tokenizer(model_dir, tmp)
     return differences
 
 

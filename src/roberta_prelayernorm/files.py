@@ -14,6 +14,22 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_conf
                    "special_tokens_map.json", "added_tokens.json")
 
 
+def copy_tokenizer(source, folder: str) -> list[str]:
+    """Copy the tokenizer files `source` (folder or hub id) has into `folder`; their names."""
+    from .hub import resolve_file
+
+    copied = []
+    for name in TOKENIZER_FILES:
+        try:
+            path = resolve_file(source, name)
+        except OSError:
+            return copied
+        if path is not None:
+            shutil.copyfile(path, os.path.join(folder, name))
+            copied.append(name)
+    return copied
+
+
 def atomic_write(path: str, write) -> None:
     """Call write(tmp_path) on a temporary file beside `path`, flush it to disk, then rename it to `path`."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -237,9 +237,6 @@ def run(command: Command, args) -> int:
     except (CheckpointNotFoundError, CheckpointError) as err:
         print(f"error: --model {args.model}: {err}", file=sys.stderr)
         return 2
-    except ValueError as err:  # a bad option value, e.g. --stride with --aggregation-strategy none
-        print(f"error: {err}", file=sys.stderr)
-        return 2
 
     items, wheres, skipped = [], [], 0
     for where, line in read_inputs(command, args):

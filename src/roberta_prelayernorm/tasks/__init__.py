@@ -1,7 +1,7 @@
 """The five tasks, one file each: names, head class, pipeline, record format, and the training side.
 
     TASKS["question-answering"]          the Task class of a training name
-    resolve("ner")                       the Task class of a training or pipeline name
+    PIPELINE_TASKS["ner"]                the Task class of a pipeline name (transformers' names and aliases)
     make_task("masked-lm", tokenizer)    a Task object for training, with the task's own options
 
 Adding a task is adding a file here and its class to TASKS. Importing this package does not import torch.
@@ -29,14 +29,6 @@ FORMATS = "Data formats of the five tasks (JSON Lines keys, or CSV columns with 
 )
 
 
-def resolve(name_or_alias: str) -> type[Task]:
-    """The Task class of a training name ("sequence-classification") or a pipeline name ("sentiment-analysis")."""
-    task = TASKS.get(name_or_alias) or PIPELINE_TASKS.get(name_or_alias)
-    if task is None:
-        raise ValueError(f"task={name_or_alias!r} is not one of {sorted({*TASKS, *PIPELINE_TASKS})}")
-    return task
-
-
 def make_task(name: str, tokenizer, max_length: int = 128, **options) -> Task:
     """The Task object for training name `name` (one of TASKS); `options` may hold every task's options
     (stride, label_all_pieces, mlm_probability, mask_mode): each task takes its own."""
@@ -49,4 +41,4 @@ def make_task(name: str, tokenizer, max_length: int = 128, **options) -> Task:
     return task(tokenizer, max_length, **{key: value for key, value in options.items() if key in task.options})
 
 
-__all__ = ["FORMATS", "PIPELINE_TASKS", "TASKS", "Task", "make_task", "resolve"]
+__all__ = ["FORMATS", "PIPELINE_TASKS", "TASKS", "Task", "make_task"]
