@@ -107,18 +107,26 @@ def measure_speedup(tokens: int = 256, features: int = 768, repeats: int = 5) ->
     w = torch.randn(4 * features, features, generator=g)
     b = torch.zeros(4 * features)
     packed = torch.ops.mkldnn._reorder_linear_weight(w, None)
-    best = {"default": float("inf"), "onednn": float("inf")}
-    runs = {"default": lambda: F.linear(x, w, b),
-            "onednn": lambda: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")}
+    best = best_times({"default": lambda x: F.linear(x, w, b),
+                       "onednn": lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")},
+                      [x] * repeats)
+    return best["default"] / best["onednn"]
+
+
+def best_times(runs: dict, inputs: list, warmups: int = 1) -> dict:
+    """The best wall time of each run(x) over `inputs`, the runs interleaved on each input, after `warmups`
+    untimed calls each (first calls create kernels). Serves every one-time measurement of a CPU path."""
+    best = dict.fromkeys(runs, float("inf"))
     with torch.no_grad():
-        for name, run in runs.items():  # warm-up: first calls create kernels
-            run()
-        for _ in range(repeats):
+        for run in runs.values():
+            for x in inputs[:warmups]:
+                run(x)
+        for x in inputs:
             for name, run in runs.items():
                 start = time.perf_counter()
-                run()
+                run(x)
                 best[name] = min(best[name], time.perf_counter() - start)
-    return best["default"] / best["onednn"]
+    return best
 
 
 def _prepacked(weight: torch.Tensor) -> torch.Tensor:

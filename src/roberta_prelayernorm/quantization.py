@@ -15,7 +15,6 @@ oneDNN's int8 GEMM runs several times faster than the x86/fbgemm engines. The sw
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
@@ -23,6 +22,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
+
+from .cpu_linear import best_times
 
 
 def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -130,14 +131,5 @@ def _fastest_engine(full_range: bool, tokens: int = 256, features: int = 768, re
         with quantized_engine(engine):
             layers[engine] = quantized_linear(linear, per_channel_dynamic_qconfig,
                                               full_range=full_range and engine == "onednn")
-    best = dict.fromkeys(candidates, float("inf"))
-    with torch.no_grad():
-        for layer in layers.values():  # warm-up: first calls create kernels
-            layer(inputs[0])
-            layer(inputs[1])
-        for x in inputs:
-            for engine, layer in layers.items():
-                start = time.perf_counter()
-                layer(x)
-                best[engine] = min(best[engine], time.perf_counter() - start)
+    best = best_times(layers, list(inputs), warmups=2)
     return min(best, key=best.get)
