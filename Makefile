@@ -2,14 +2,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The CPU build of torch that lies on disk (a plain `torch` requirement would pull a multi-GB CUDA build).
+TORCH ?= torch==2.13.0
 
 .PHONY: demo test interop bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch (a plain `torch` requirement would pull a multi-GB CUDA build).
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[test,train]"
 	touch $(STAMP)
 
@@ -26,7 +27,7 @@ INTEROP_DIR := $(VENV)/interop
 
 $(INTEROP_VENV)/.installed:
 	python3 -m venv $(INTEROP_VENV)
-	$(INTEROP_VENV)/bin/python -m pip install -q torch==2.13.0 transformers==$(TRANSFORMERS5)
+	$(INTEROP_VENV)/bin/python -m pip install -q $(TORCH) transformers==$(TRANSFORMERS5)
 	touch $@
 
 interop: $(STAMP) $(INTEROP_VENV)/.installed
