@@ -14,8 +14,10 @@ PAPER = dict(adam_beta1=0.9, adam_beta2=0.98, adam_epsilon=1e-6, weight_decay=0.
 
 def test_efficient_mlm_settings():
     settings = recipe_settings("efficient-mlm", "masked-lm", {}, batch_size=32, world_size=2, cuda=True)
-    assert settings == {**PAPER, "precision": "bf16", "grad_accum": 64}  # 32 x 2 processes x 64 = 4096
+    assert settings == {**PAPER, "precision": "bf16", "compile": True, "grad_accum": 64}  # 32 x 2 x 64 = 4096
     assert recipe_settings("efficient-mlm", "masked-lm", {}, batch_size=16)["precision"] == "fp32"
+    assert recipe_settings("efficient-mlm", "masked-lm", {}, batch_size=16)["compile"] is False
+    assert recipe_settings("efficient-mlm", "masked-lm", {"compile": False}, batch_size=16, cuda=True)["compile"] is False
     assert recipe_settings("efficient-mlm", "masked-lm", {}, batch_size=16)["grad_accum"] == 256
     given = {"learning_rate": 1e-3, "grad_accum": 3, "epochs": 1.0}
     settings = recipe_settings("efficient-mlm", "masked-lm", given, batch_size=24)

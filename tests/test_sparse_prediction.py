@@ -4,6 +4,7 @@ block, run at the labelled positions only; loss and gradients equal the dense co
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -88,8 +89,9 @@ def test_last_layer_runs_at_labelled_positions_only():
     _, sparse = pair()
     input_ids, attention_mask, _, labels = mlm_batch()
     M, real = int((labels != -100).sum()), int(attention_mask.sum())
-    assert M < real
-    assert last_layer_rows(sparse, lambda: sparse(input_ids, attention_mask=attention_mask, labels=labels)) == M
+    slots = labels.size(0) * int((labels != -100).sum(1).max())  # B x K: each row's labels, empty slots after
+    assert M <= slots < real
+    assert last_layer_rows(sparse, lambda: sparse(input_ids, attention_mask=attention_mask, labels=labels)) == slots
     # asking for hidden states or attentions needs every position of the last layer: the exact dense layer runs
     dense, _ = pair()
     expected = dense(input_ids, attention_mask=attention_mask, labels=labels)
@@ -159,8 +161,9 @@ def test_config_fields_saved_only_when_set_and_transformers_keeps_them(tmp_path)
 
 
 def test_trainer_steps_are_sparse_and_saved_models_answer_densely(tmp_path):
-    """The masked-LM task trains with sparse prediction, but best/, last/ and checkpoints keep the model's own
-    setting, so the saved model returns (B, T, V) logits with labels, as the documented API does."""
+    """The masked-LM task trains with sparse prediction (its batches carry the masked positions; the model's
+    config is never switched), so best/, last/ and checkpoints return (B, T, V) logits with labels, as the
+    documented API does."""
     import json
 
     from training_utils import data, head, make_tiny_model
@@ -172,13 +175,15 @@ def test_trainer_steps_are_sparse_and_saved_models_answer_densely(tmp_path):
                             train=str(head(data("corpus.jsonl"), 8, tmp_path / "t.jsonl")), max_steps=2, batch_size=4,
                             save_every=1, progress=False)
     trainer = Trainer(config)
-    assert trainer.model.config.sparse_prediction
+    batch = trainer.task.collate(trainer.train_features[:4], torch.Generator().manual_seed(0))
+    B, K = batch["prediction_positions"].shape
+    assert K == math.ceil(0.15 * batch["input_ids"].size(1)) < batch["input_ids"].size(1)
+    assert last_layer_rows(trainer.model, lambda: trainer.model(**batch)) == B * K
     trainer.train()
+    assert not trainer.model.config.sparse_prediction
     for folder in (".", "last", "checkpoints/step-00000001"):
         saved = json.loads((tmp_path / "out" / folder / "config.json").read_text())
         assert not saved.get("sparse_prediction", False), folder
     model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(str(tmp_path / "out" / "last"))
     ids = torch.randint(4, model.config.vocab_size, (2, 9))
     assert model(ids, labels=ids).logits.shape == (2, 9, model.config.vocab_size)
-    trainer.train(resume=True)  # the run's own setting comes back with the checkpoint
-    assert trainer.model.config.sparse_prediction

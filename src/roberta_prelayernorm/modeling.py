@@ -8,7 +8,9 @@ Shapes: B batch, T query length, S key length (past + T), C hidden size, H heads
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from typing import Optional
 
 import torch
@@ -27,7 +29,7 @@ from .outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .validation import InputError, check_inputs, check_labels
+from .validation import InputError, check_inputs, check_labels, check_positions
 
 ACT_FNS = {
     "gelu": F.gelu,
@@ -51,14 +53,27 @@ def create_position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int
 class Packing:
     """Where the real tokens of a padded (B, T) batch sit, so position-wise work runs on them alone.
 
+    Built on the host from an attention mask the caller kept there (the collator knows the lengths), so
+    deciding to pack never waits on the device; the index tensors are then copied to `device` without blocking.
     The padding-free path: embeddings, LayerNorms, projections and feed-forward layers see the N real tokens
-    packed as one (1, N, C) sequence; attention re-pads them to (B, T, C) blocks for SDPA with the padding mask.
+    packed as one (1, N, C) sequence; attention runs on them as variable-length sequences (`cu_seqlens`)
+    where a varlen kernel serves, else re-pads them to (B, T, C) blocks for SDPA with the padding mask.
     """
 
-    def __init__(self, attention_mask: torch.Tensor):
+    def __init__(self, attention_mask: torch.Tensor, device: torch.device, varlen: bool = False):
         self.B, self.T = attention_mask.shape
-        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (N,) flat positions of real tokens
-        self.rows, self.cols = self.index // self.T, self.index % self.T
+        self.varlen = varlen and varlen_kernel() is not None  # the caller's call: an encoder, on a GPU
+        real = attention_mask.reshape(-1).bool()
+        lengths = real.view(self.B, self.T).sum(1)
+        self.max_length = int(lengths.max())
+        cu_seqlens = torch.zeros(self.B + 1, dtype=torch.int32)
+        cu_seqlens[1:] = lengths.cumsum(0)
+        where = real.cumsum(0) - 1  # (B * T,) place of each position among the packed tokens
+        tensors = (real.nonzero().squeeze(1), cu_seqlens, where)
+        if device.type == "cuda":  # page-locked, so the copies below do not block the host
+            tensors = tuple(t.pin_memory() for t in tensors)
+        self.index, self.cu_seqlens, self.where = (t.to(device, non_blocking=True) for t in tensors)
+        self.rows, self.cols = self.index // self.T, self.index % self.T  # (N,) each
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (1, N, ...); x may be a strided view
         return x[self.rows, self.cols].unsqueeze(0)
@@ -68,35 +83,64 @@ class Packing:
         out = x.new_zeros(self.B * self.T, *x.shape[1:]).index_copy(0, self.index, x)
         return out.view(self.B, self.T, *x.shape[1:])
 
+    def runs_varlen(self, x: torch.Tensor, dropout_p: float) -> bool:
+        """Whether attention over `x` (or its projections, in autocast's dtype) takes the varlen kernel: half
+        precision on CUDA, no attention dropout (the kernel has none), unless ROBERTA_PRELAYERNORM_VARLEN=0."""
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
+        return (self.varlen and dropout_p == 0.0 and dtype in (torch.float16, torch.bfloat16)
+                and os.environ.get(VARLEN_ENV, "1") != "0")
+
+    def attend(self, q, k, v, heads: int) -> torch.Tensor:  # (1, N, C) each -> (1, N, C)
+        N, C = q.shape[1:]
+        q, k, v = (t.view(N, heads, C // heads) for t in (q, k, v))  # (N, H, D)
+        context = varlen_kernel()(q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_length, self.max_length)
+        return context.reshape(1, N, C)
+
+
+VARLEN_ENV = "ROBERTA_PRELAYERNORM_VARLEN"
+
+
+@functools.cache
+def varlen_kernel():
+    """torch's variable-length attention (FlashAttention-based, torch 2.10+), or None."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def positions_where(keep: torch.Tensor, capacity: Optional[int] = None) -> torch.Tensor:
+    """The columns where `keep` (B, T) is true, per row in ascending order, as a (B, K) long tensor padded with
+    -1; K is `capacity` (which must hold every row's count) or, by default, the largest count of a row."""
+    B, T = keep.shape
+    counts = keep.sum(1)
+    K = int(counts.max()) if capacity is None else capacity
+    columns = torch.where(keep, torch.arange(T, device=keep.device), T).sort(dim=1).values  # kept first
+    if K > T:
+        columns = torch.cat([columns, columns.new_full((B, K - T), T)], dim=1)
+    columns = columns[:, :K]
+    return columns.masked_fill(columns == T, -1)
+
 
 class Selection:
-    """The labelled positions of a (B, T) batch: sparse prediction computes the LM head, and the last layer's
-    queries, attention output and feed-forward block, at these M positions only.
+    """The positions to predict, (B, K) columns with -1 at empty slots: sparse prediction computes the LM head,
+    and the last layer's queries, attention output and feed-forward block, at these B x K slots only.
 
-    Hidden states are (B, T, C), or the (1, N, C) real tokens when `packing` is given; queries are laid out
-    (B, Tq, C), Tq the most positions of one row, so attention runs per row over all of that row's keys.
+    K is static where the caller gives a capacity (the masked-LM collator does), so compiled models see one
+    shape per batch shape. Hidden states are (B, T, C), or the (1, N, C) real tokens when `packing` is given;
+    the selected rows come out as (B, K, C), the layout the queries need (each row attends over its own keys).
+    Empty slots compute a real position's values; their labels are ignored.
     """
 
-    def __init__(self, keep: torch.Tensor, packing: Optional[Packing] = None):
-        B = keep.size(0)
-        index = keep.reshape(-1).nonzero().squeeze(1)  # (M,) flat positions in (B, T)
-        self.rows, self.cols = index // keep.size(1), index % keep.size(1)
-        self.slot = (keep.cumsum(1) - 1)[self.rows, self.cols]  # (M,) place of each among its row's queries
-        self.shape = (B, int(keep.sum(1).max()) if keep.numel() else 0)  # (B, Tq)
-        # Row of each position in the flattened hidden states: the packed real tokens keep their order.
-        self.flat = torch.searchsorted(packing.index, index) if packing is not None else index
+    def __init__(self, positions: torch.Tensor, T: int, packing: Optional[Packing] = None):
+        self.valid = positions >= 0  # (B, K)
+        rows = torch.arange(positions.size(0), device=positions.device)[:, None]
+        flat = rows * T + positions.clamp(min=0)  # (B, K) into the flattened (B * T) positions
+        self.flat = flat if packing is None else packing.where[flat].clamp(min=0)  # the packed rows keep order
 
-    def take(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) or (1, N, ...) -> (1, M, ...)
-        return x.flatten(0, 1)[self.flat].unsqueeze(0)
-
-    def to_queries(self, x: torch.Tensor) -> torch.Tensor:  # (1, M, ...) -> (B, Tq, ...), zeros at empty slots
-        x = x.squeeze(0)
-        B, Tq = self.shape
-        out = x.new_zeros(B * Tq, *x.shape[1:]).index_copy(0, self.rows * Tq + self.slot, x)
-        return out.view(B, Tq, *x.shape[1:])
-
-    def from_queries(self, x: torch.Tensor) -> torch.Tensor:  # (B, Tq, ...) -> (1, M, ...)
-        return x[self.rows, self.slot].unsqueeze(0)
+    def take(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) or (1, N, ...) -> (B, K, ...)
+        return x.flatten(0, 1)[self.flat]
 
 
 class RobertaPreLayerNormEmbeddings(nn.Module):
@@ -173,12 +217,17 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
 
         `past_key_value` is this layer's cached (key, value): prepended for self-attention, reused as is for
         cross-attention. With `packing`, hidden_states are the packed real tokens (1, N, C). With `selection`,
-        queries are taken at its M positions only and the context is (1, M, C).
+        queries are taken at its B x K slots only and the context is (B, K, C).
         Returns context (like hidden_states), weights or None, and the (key, value) to cache.
         """
+        p = self.dropout_prob if self.training else 0.0
+        if (packing is not None and selection is None and encoder_hidden_states is None and head_mask is None
+                and not output_attentions and packing.runs_varlen(hidden_states, p)):
+            q, k, v = (proj(hidden_states) for proj in (self.query, self.key, self.value))  # (1, N, C) each
+            return packing.attend(q, k, v, self.num_attention_heads), None, None
         pad = packing.pad if packing is not None else (lambda x: x)
-        if selection is not None:  # (B, H, Tq, D)
-            q = self.split_heads(selection.to_queries(self.query(selection.take(hidden_states))))
+        if selection is not None:  # (B, H, K, D)
+            q = self.split_heads(self.query(selection.take(hidden_states)))
         else:
             q = self.split_heads(pad(self.query(hidden_states)))  # (B, H, T, D)
         past = past_key_value
@@ -191,13 +240,10 @@ class RobertaPreLayerNormSelfAttention(nn.Module):
             k, v = self.split_heads(pad(self.key(hidden_states))), self.split_heads(pad(self.value(hidden_states)))
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        p = self.dropout_prob if self.training else 0.0
         context, weights = attend(q, k, v, dropout_p=p, attention_mask=attention_mask, head_mask=head_mask,
                                   output_attentions=output_attentions)
         context = context.transpose(1, 2)  # (B, T, H, D)
-        if selection is not None:
-            return selection.from_queries(context).flatten(2), weights, (k, v)
-        if packing is not None:  # gather the real tokens straight from the strided view: one copy, (N, C)
+        if packing is not None and selection is None:  # the real tokens straight from the strided view: (1, N, C)
             return packing.unpad(context).flatten(2), weights, (k, v)
         return context.flatten(2), weights, (k, v)
 
@@ -258,7 +304,7 @@ class RobertaPreLayerNormLayer(nn.Module):
                 selection=None):
         """Returns the new hidden states, (self weights, cross weights) and the cache entry of this layer.
 
-        With `selection` (encoders only), the output holds its M positions only: (1, M, C).
+        With `selection` (encoders only), the output holds its slots only: (B, K, C).
         """
         past = past_key_value
         shared = {"head_mask": head_mask, "output_attentions": output_attentions, "packing": packing}
@@ -292,7 +338,7 @@ class RobertaPreLayerNormEncoder(nn.Module):
     def forward(self, hidden_states, *, attention_mask=None, head_mask=None, encoder_hidden_states=None,
                 encoder_attention_mask=None, past_key_values=None, use_cache=False, output_attentions=False,
                 output_hidden_states=False, packing=None, selection=None):
-        """`selection`: the last layer works at these positions only and returns them, (1, M, C)."""
+        """`selection`: the last layer works at its slots only and returns them, (B, K, C)."""
         all_hidden, all_self, all_cross, cache = [], [], [], []
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
@@ -435,13 +481,17 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
         *,
-        sparse_positions: Optional[torch.Tensor] = None,
+        prediction_positions: Optional[torch.Tensor] = None,
     ):
         """Run the encoder. See the README's "Forward arguments" for every argument; shapes are (B, T).
 
-        `sparse_positions` (B, T) bool (sparse prediction): last_hidden_state holds these M positions only,
-        (M, C), and where exact (an encoder, no hidden states or attentions asked for, a 2D attention mask)
-        the last layer computes its queries, attention output and feed-forward block there only.
+        An `attention_mask` on the CPU with the other inputs on a GPU is how a caller who built the batch on the
+        host (the trainer, the pipelines) lets the model pack the real tokens: the decision is taken from the
+        host copy, without waiting on the device. A mask on the GPU runs the padded path.
+
+        `prediction_positions` (B, K) long (sparse prediction, see Selection): last_hidden_state holds these
+        slots only, (B, K, C), and where exact (an encoder, no hidden states or attentions asked for, a 2D
+        attention mask) the last layer computes its queries, attention output and feed-forward block there only.
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
@@ -454,10 +504,17 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         device = input_ids.device if input_ids is not None else inputs_embeds.device
 
         packing = None
-        # Pack when there is padding to skip; not under torch.compile, where data-dependent shapes break graphs.
-        if (attention_mask is not None and attention_mask.dim() == 2 and past_length == 0
-                and not torch.compiler.is_compiling() and not bool(attention_mask.all())):
-            packing = Packing(attention_mask)
+        # Pack when a mask on the host shows padding to skip (reading it costs no device synchronisation); not
+        # under torch.compile, where data-dependent shapes break graphs. No padding: no mask, SDPA's fastest kernel.
+        if (attention_mask is not None and attention_mask.dim() == 2 and attention_mask.device.type == "cpu"
+                and past_length == 0 and not torch.compiler.is_compiling()):
+            if bool(attention_mask.all()):
+                attention_mask = None
+            else:
+                packing = Packing(attention_mask, device, varlen=device.type == "cuda" and not config.is_decoder)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device, non_blocking=True)
+        if packing is not None:
             if input_ids is not None and position_ids is None:  # RoBERTa positions need the padded layout
                 position_ids = create_position_ids_from_input_ids(input_ids, self.embeddings.padding_idx)
             elif position_ids is None:
@@ -474,8 +531,8 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         if head_mask is not None:
             head_mask = head_mask.expand(config.num_hidden_layers, -1) if head_mask.dim() == 1 else head_mask
         selection = None
-        if sparse_positions is not None:
-            selection = Selection(sparse_positions.to(device).bool(), packing)
+        if prediction_positions is not None:
+            selection = Selection(prediction_positions.to(device, non_blocking=True), T, packing)
         sparse_last_layer = (selection is not None and not (output_hidden_states or output_attentions)
                              and not config.is_decoder and encoder_hidden_states is None
                              and (mask is None or mask.size(2) == 1))  # every query sees the same keys
@@ -489,9 +546,7 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         if selection is not None and not sparse_last_layer:
             sequence_output = selection.take(sequence_output)
         sequence_output = self.LayerNorm(sequence_output)
-        if selection is not None:  # (1, M, C) -> (M, C)
-            sequence_output = sequence_output.squeeze(0)
-        elif packing is not None:  # back to (B, T, C), zeros at padding
+        if packing is not None and selection is None:  # back to (B, T, C), zeros at padding
             sequence_output = packing.pad(sequence_output)
         if packing is not None and hidden_states is not None:
             hidden_states = tuple(packing.pad(h) for h in hidden_states)
@@ -577,7 +632,12 @@ def ignore_padding(labels, attention_mask):
     """Labels at positions where attention_mask is 0 are ignored (-100) by every token-level loss."""
     if labels is None or attention_mask is None or attention_mask.dim() != 2 or labels.shape != attention_mask.shape:
         return labels
-    return labels.masked_fill(attention_mask.to(labels.device) == 0, -100)
+    return labels.masked_fill(attention_mask.to(labels.device, non_blocking=True) == 0, -100)
+
+
+def labels_at(labels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The (B, T) labels at (B, K) prediction positions: (B, K), -100 (ignored) at the empty slots."""
+    return labels.gather(1, positions.clamp(min=0)).masked_fill(positions < 0, -100)
 
 
 def loss_for(problem_type: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -708,7 +768,7 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
         padding = None
         if attention_mask is not None and attention_mask.dim() == 2:
             # An answer never lies in padding: its logits are the dtype's minimum, outside every softmax.
-            padding = attention_mask.to(logits.device) == 0
+            padding = attention_mask.to(logits.device, non_blocking=True) == 0
             start_logits, end_logits = (t.masked_fill(padding, torch.finfo(t.dtype).min)
                                         for t in (start_logits, end_logits))
         loss = None
@@ -755,24 +815,37 @@ class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
-        """With config.sparse_prediction and labels, logits are (M, V): only the M positions whose label is not
-        config.sparse_pred_ignore_index, in row-major order (the loss is the same)."""
-        sparse_positions = None
+                output_attentions=None, output_hidden_states=None, return_dict=None, *, prediction_positions=None):
+        """Sparse prediction, two ways: `prediction_positions` (B, K) long, each row's columns to predict with -1
+        at empty slots (a static K: what the masked-LM trainer passes), gives logits (B, K, V) at those slots
+        (empty ones unspecified, their labels ignored); with config.sparse_prediction and labels, the positions
+        are those whose label is not config.sparse_pred_ignore_index, and logits are (M, V) in row-major order.
+        The loss is the dense computation's either way."""
+        positions = prediction_positions
         if labels is not None:
             labels = ignore_padding(labels, attention_mask)
-            if self.config.sparse_prediction:
-                source = input_ids if input_ids is not None else inputs_embeds
-                if source is not None and tuple(labels.shape) != tuple(source.shape[:2]):
-                    raise InputError(f"labels must have shape {tuple(source.shape[:2])}, got {tuple(labels.shape)}")
-                sparse_positions = labels.ne(self.config.sparse_pred_ignore_index)
+            source = input_ids if input_ids is not None else inputs_embeds
+            sparse = positions is not None or self.config.sparse_prediction
+            if sparse and source is not None and tuple(labels.shape) != tuple(source.shape[:2]):
+                raise InputError(f"labels must have shape {tuple(source.shape[:2])}, got {tuple(labels.shape)}")
+            if positions is None and self.config.sparse_prediction:
+                keep = labels.ne(self.config.sparse_pred_ignore_index)
                 if attention_mask is not None and attention_mask.dim() == 2:
-                    sparse_positions &= attention_mask.bool().to(labels.device)
-                labels = labels[sparse_positions]  # (M,)
+                    keep &= attention_mask.bool().to(labels.device)
+                positions = positions_where(keep)
+        if positions is not None:
+            check_positions(positions, input_ids if input_ids is not None else inputs_embeds)
         base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                                  output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
-                                 encoder_attention_mask=encoder_attention_mask, sparse_positions=sparse_positions)
-        logits = self.lm_head(base.last_hidden_state)  # (B, T, V), or (M, V) with sparse positions
+                                 encoder_attention_mask=encoder_attention_mask, prediction_positions=positions)
+        logits = self.lm_head(base.last_hidden_state)  # (B, T, V), or (B, K, V) at the positions
+        if positions is not None:
+            positions = positions.to(logits.device, non_blocking=True)
+            valid = positions >= 0
+            if labels is not None:
+                labels = labels_at(labels.to(logits.device), positions)
+            if prediction_positions is None:  # config.sparse_prediction: the M labelled positions, (M, V)
+                logits, labels = logits[valid], (labels[valid] if labels is not None else None)
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)

@@ -130,6 +130,18 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
     return B, T
 
 
+def check_positions(positions, source: Optional[torch.Tensor]) -> None:
+    """prediction_positions: (batch, K) integers, each a column of the input, or -1 for an empty slot."""
+    _require_tensor("prediction_positions", positions)
+    _require_integer("prediction_positions", positions)
+    if source is None:
+        return  # check_inputs names the missing input
+    B, T = source.shape[:2]
+    if positions.dim() != 2 or positions.size(0) != B:
+        raise InputError(f"prediction_positions must have shape (batch={B}, K), got {_shape(positions)}")
+    _check_range("prediction_positions", positions, 0, T, f"columns of the {T}-token input", allow=-1)
+
+
 def check_labels(kind: str, labels, logits: torch.Tensor, name: str) -> None:
     """Validate labels for a loss: `kind` is a problem type, or "positions" for QA start/end positions."""
     _require_tensor(name, labels)

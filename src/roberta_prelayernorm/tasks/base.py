@@ -24,8 +24,6 @@ class Task:
     options: tuple[str, ...] = ()  # the task's own training options, keyword arguments of __init__
     metric: str  # the validation metric that picks the best model
     greater_is_better = True
-    # Training steps run with config.sparse_prediction (the head only where labels are); saved models keep theirs.
-    sparse_prediction = False
 
     @staticmethod
     def head_class() -> type:
@@ -45,6 +43,7 @@ class Task:
     def __init__(self, tokenizer, max_length: int = 128):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.pad_to_multiple_of = 1  # batch widths rounded up to a multiple of this (few shapes when compiled)
 
     def fit(self, records: list[Record]) -> None:
         """Learn what the data defines (the label set) from the training records."""
@@ -66,9 +65,14 @@ class Task:
 
     def collate(self, features: list[dict], generator: Optional[torch.Generator] = None) -> dict:
         """A padded batch; by default one label per feature (classification of a whole text or of choices)."""
+        return self.pad(features, ("input_ids", "attention_mask"), ("labels",))
+
+    def pad(self, features: list[dict], padded: tuple[str, ...], stacked: tuple[str, ...] = ()) -> dict:
+        """training.collate.collate with this task's pad token, width multiple and length limit."""
         from ..training.collate import collate
 
-        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"), ("labels",))
+        return collate(features, self.tokenizer.pad_token_id, padded, stacked, self.pad_to_multiple_of,
+                       self.max_length)
 
     def outputs(self, batch: dict, output) -> list:
         """What scoring needs from a forward pass, one item per feature, as plain Python values (by default

@@ -23,7 +23,6 @@ class MaskedLM(Task):
 
     metric = "loss"
     greater_is_better = False
-    sparse_prediction = True
 
     options = ("mlm_probability", "mask_mode")
 
@@ -57,26 +56,29 @@ class MaskedLM(Task):
                 for i in range(0, len(stream), self.max_length)]
 
     def collate(self, features, generator=None):
-        from ..training.collate import collate, mask_tokens
+        """A masked batch with the masked positions as `prediction_positions` (B, K), K the static capacity of
+        the batch's width, so the model predicts at those slots only (sparse prediction)."""
+        from ..modeling import positions_where
+        from ..training.collate import capacity, mask_tokens
 
-        batch = collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask", "special_tokens_mask"))
+        batch = self.pad(features, ("input_ids", "attention_mask", "special_tokens_mask"))
         batch["input_ids"], batch["labels"] = mask_tokens(
             batch["input_ids"], batch.pop("special_tokens_mask"), self.rate, self.mask_mode,
             self.tokenizer.mask_token_id, len(self.tokenizer), generator)
+        batch["prediction_positions"] = positions_where(batch["labels"] != -100,
+                                                        capacity(self.rate, batch["input_ids"].size(1)))
         return batch
 
     def outputs(self, batch, output):
         import torch.nn.functional as F
 
-        labels = batch["labels"].to(output.logits.device)
-        labelled = labels != -100  # (B, T)
-        logits = output.logits  # (M, V) with sparse prediction, else (B, T, V)
-        if logits.dim() == 3:
-            logits = logits[labelled]
-        losses = F.cross_entropy(logits.float(), labels[labelled], reduction="none")  # (M,)
-        rows = labelled.nonzero()[:, 0]  # row-major, the order of the sparse logits
-        sums = losses.new_zeros(labels.size(0)).index_add_(0, rows, losses)
-        return list(zip(sums.tolist(), labelled.sum(1).tolist()))
+        from ..modeling import labels_at
+
+        positions = batch["prediction_positions"].to(output.logits.device)  # (B, K); logits (B, K, V)
+        labels = labels_at(batch["labels"].to(positions.device), positions)
+        losses = F.cross_entropy(output.logits.flatten(0, 1).float(), labels.flatten(), reduction="none")
+        sums = losses.view(labels.shape).sum(1)  # ignored slots add 0
+        return list(zip(sums.tolist(), (labels != -100).sum(1).tolist()))
 
     def score(self, examples, features, outputs):
         total, count = sum(s for s, _ in outputs), sum(c for _, c in outputs)

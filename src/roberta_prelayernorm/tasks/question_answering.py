@@ -98,10 +98,7 @@ class QuestionAnswering(Task):
         return features
 
     def collate(self, features, generator=None):
-        from ..training.collate import collate
-
-        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask"),
-                       ("start_positions", "end_positions"))
+        return self.pad(features, ("input_ids", "attention_mask"), ("start_positions", "end_positions"))
 
     def outputs(self, batch, output):
         lengths = batch["attention_mask"].sum(1).tolist()

@@ -74,9 +74,7 @@ class TokenClassification(Task):
         return features
 
     def collate(self, features, generator=None):
-        from ..training.collate import collate
-
-        return collate(features, self.tokenizer.pad_token_id, ("input_ids", "attention_mask", "labels"))
+        return self.pad(features, ("input_ids", "attention_mask", "labels"))
 
     def outputs(self, batch, output):
         lengths = batch["attention_mask"].sum(1).tolist()

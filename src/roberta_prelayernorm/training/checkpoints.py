@@ -83,22 +83,16 @@ def file_fingerprint(path: str) -> str:
 
 
 # -- model folders ----------------------------------------------------------------------------------------
-def write_pretrained(model, tokenizer, folder: str, sparse_prediction: bool) -> None:
-    """Model, config and tokenizer into `folder`; the saved config keeps `sparse_prediction` (the setting the
-    model came with: masked-LM training runs sparse, the models it saves answer densely wherever loaded)."""
-    config = model.config
-    running, config.sparse_prediction = config.sparse_prediction, sparse_prediction
-    try:
-        model.save_pretrained(folder)
-    finally:
-        config.sparse_prediction = running
+def write_pretrained(model, tokenizer, folder: str) -> None:
+    """Model, config and tokenizer into `folder`."""
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
 
-def save_model(model, tokenizer, target: str, *, sparse_prediction: bool, card: str, results: dict) -> None:
+def save_model(model, tokenizer, target: str, *, card: str, results: dict) -> None:
     """model + tokenizer + config + model card (+ eval_results.json) into `target`, atomically."""
     with atomic_folder(target) as tmp:
-        write_pretrained(model, tokenizer, tmp, sparse_prediction)
+        write_pretrained(model, tokenizer, tmp)
         atomic_write_text(os.path.join(tmp, "README.md"), card)
         if results:
             atomic_write_text(os.path.join(tmp, "eval_results.json"), json.dumps(results, indent=2))
@@ -131,7 +125,7 @@ def find_checkpoint(path: str) -> str:
 
 
 def save_checkpoint(state: TrainState, *, tokenizer, config, distributed, device, best,
-                    settings: Optional[dict], sparse_prediction: bool) -> None:
+                    settings: Optional[dict]) -> None:
     """checkpoints/step-N/ for `state` (rank 0 writes; every process's RNG state goes in), keeping the
     config.keep_checkpoints latest. `settings` (rank 0's; None elsewhere) are compared on resume."""
     rng = {"cpu": torch.get_rng_state()}
@@ -153,7 +147,7 @@ def save_checkpoint(state: TrainState, *, tokenizer, config, distributed, device
         }
         folder = os.path.join(config.output_dir, "checkpoints")
         with atomic_folder(os.path.join(folder, f"step-{step:08d}")) as tmp:
-            write_pretrained(state.model, tokenizer, tmp, sparse_prediction)
+            write_pretrained(state.model, tokenizer, tmp)
             atomic_write(os.path.join(tmp, STATE_FILE), lambda path: torch.save(saved, path))
             atomic_write_text(os.path.join(tmp, "config_training.json"), json.dumps(asdict(config), indent=2))
         complete = sorted(n for n in os.listdir(folder) if n.startswith("step-"))
@@ -166,7 +160,7 @@ def save_checkpoint(state: TrainState, *, tokenizer, config, distributed, device
 def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed, device) -> tuple[str, dict]:
     """Put the checkpoint at `path` (a checkpoint or output folder) into `state` and this process's RNG, after
     checking that it was written with `settings` (the run would not continue exactly otherwise); returns the
-    checkpoint folder and what it saved (best, ...). The model keeps its config's sparse_prediction."""
+    checkpoint folder and what it saved (best, ...)."""
     folder = find_checkpoint(path)
     saved = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
     # Checkpoints written before settings were stored have the four that set the data order.
@@ -179,11 +173,9 @@ def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed
                          f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
                          "another output folder")
     model = state.model
-    sparse_prediction = model.config.sparse_prediction
     loaded = type(model).from_pretrained(folder)
     model.load_state_dict(loaded.state_dict())
     model.config = loaded.config
-    model.config.sparse_prediction = sparse_prediction
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     state.scaler.load_state_dict(saved["scaler"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -13,28 +14,39 @@ from .config import MASK_MODES
 PAD_VALUES = {"attention_mask": 0, "labels": -100, "special_tokens_mask": 1}
 
 
-def pad(sequences: list, value: int) -> torch.Tensor:
-    """Right-pad lists of ints (or lists of lists, for multiple choice) into one long tensor."""
-    if sequences and isinstance(sequences[0][0], list):  # (B, N, T): pad every choice to the batch's longest
-        width = max(len(s) for choices in sequences for s in choices)
+def padded_width(longest: int, multiple: int = 1, limit: Optional[int] = None) -> int:
+    """The batch's width: its longest sequence rounded up to a multiple of `multiple` (so that compiled models
+    see few shapes), but not past `limit` (the task's max_length) where the longest fits in it."""
+    width = -(-longest // multiple) * multiple
+    return max(longest, min(width, limit)) if limit is not None else width
+
+
+def pad(sequences: list, value: int, multiple: int = 1, limit: Optional[int] = None) -> torch.Tensor:
+    """Right-pad lists of ints (or lists of lists, for multiple choice) into one long tensor of padded_width."""
+    if sequences and isinstance(sequences[0][0], list):  # (B, N, T): pad every choice to the batch's width
+        width = padded_width(max(len(s) for choices in sequences for s in choices), multiple, limit)
         return torch.tensor([[s + [value] * (width - len(s)) for s in choices] for choices in sequences])
-    width = max(len(s) for s in sequences)
+    width = padded_width(max(len(s) for s in sequences), multiple, limit)
     return torch.tensor([s + [value] * (width - len(s)) for s in sequences])
 
 
-def collate(features: list[dict], pad_token_id: int, padded: tuple[str, ...] = (),
-            stacked: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-    """One batch: the `padded` keys (token sequences) padded to the longest, the `stacked` ones (one value
+def collate(features: list[dict], pad_token_id: int, padded: tuple[str, ...] = (), stacked: tuple[str, ...] = (),
+            multiple: int = 1, limit: Optional[int] = None) -> dict[str, torch.Tensor]:
+    """One batch: the `padded` keys (token sequences) padded to padded_width, the `stacked` ones (one value
     per example: class labels, answer positions) stacked."""
-    batch = {key: pad([f[key] for f in features], PAD_VALUES.get(key, pad_token_id)) for key in padded}
+    batch = {key: pad([f[key] for f in features], PAD_VALUES.get(key, pad_token_id), multiple, limit)
+             for key in padded}
     batch.update({key: torch.tensor([f[key] for f in features]) for key in stacked})
     return batch
 
 
 def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, rate: float, mode: str, mask_token_id: int,
                 vocab_size: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking: each non-special token is chosen with probability `rate` and predicted.
+    """Masking by the paper's rule (fairseq's): each row chooses floor(rate x n + U) of its n maskable
+    (non-special, non-padding) tokens, U uniform in [0, 1), uniformly without replacement, and predicts them.
 
+    A row of T tokens never chooses more than ceil(rate x T) (`capacity`), so sparse prediction has a static
+    number of slots per batch shape; the expected share is `rate` exactly.
     mode "80-10-10": a chosen token becomes <mask> 80% of the time, a random token 10%, stays itself 10%;
     mode "mask": every chosen token becomes <mask> (the efficient_mlm "-801010"-less variants).
     Returns (masked input_ids, labels: the original id where chosen, -100 elsewhere).
@@ -43,11 +55,16 @@ def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, rate: float, mod
         raise ValueError(f"mlm masking rate must be in (0, 1), got {rate}")
     if mode not in MASK_MODES:
         raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
-    chosen = (torch.rand(input_ids.shape, generator=generator) < rate) & ~special.bool()
-    if not chosen.any() and not special.bool().all():
+    maskable = ~special.bool()
+    share = rate * maskable.sum(1).double()  # (B,)
+    counts = torch.minimum((share + torch.rand(share.shape, generator=generator, dtype=torch.float64)).floor(),
+                           share.ceil())  # the minimum: a sum that rounds up to the next integer stays in bound
+    keys = torch.rand(input_ids.shape, generator=generator).masked_fill(~maskable, 2.0)  # maskable ones first
+    chosen = keys.argsort(dim=1).argsort(dim=1) < counts[:, None]  # the counts[row] smallest keys of each row
+    if not chosen.any() and maskable.any():
         # Nothing chosen means no loss (a mean over no tokens is NaN): choose one token, drawn uniformly
         # (short batches at low rates hit this; the draw comes from the same generator, so runs still repeat).
-        candidates = (~special.bool()).nonzero()
+        candidates = maskable.nonzero()
         chosen[tuple(candidates[torch.randint(len(candidates), (1,), generator=generator)][0])] = True
     labels = input_ids.masked_fill(~chosen, -100)
     inputs = input_ids.clone()
@@ -59,3 +76,8 @@ def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, rate: float, mod
     randomised = chosen & (draw >= 0.8) & (draw < 0.9)
     inputs[randomised] = torch.randint(vocab_size, input_ids.shape, generator=generator)[randomised]
     return inputs, labels
+
+
+def capacity(rate: float, length: int) -> int:
+    """The most tokens mask_tokens chooses in a row of `length` tokens: the static number of prediction slots."""
+    return max(1, math.ceil(rate * length))

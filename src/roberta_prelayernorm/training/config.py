@@ -61,6 +61,11 @@ class TrainingConfig:
                           choices=MASK_MODES)
     precision: str = flag("fp32", "mixed precision for forward/backward (weights stay fp32)", choices=PRECISIONS)
     gradient_checkpointing: bool = flag(False, "trade compute for activation memory")
+    compile: bool = flag(False, "torch.compile the model for training and evaluation (--no-compile: off; on by "
+                                "default in --recipe efficient-mlm on CUDA)", action=argparse.BooleanOptionalAction)
+    pad_to_multiple_of: Optional[int] = flag(None, "round each batch's length up to a multiple of N (at most "
+                                                   "--max-length), so a compiled model sees few shapes (default: 64 "
+                                                   "with --compile, else 1)")
     eval_every: Optional[int] = flag(None, "evaluate every N steps (default: every epoch)")
     save_every: Optional[int] = flag(None, "checkpoint every N steps (default: every epoch)")
     keep_checkpoints: int = flag(2, "checkpoints kept (default 2)")
@@ -74,6 +79,11 @@ class TrainingConfig:
     # a GPU's peak FLOP/s for MFU; default: throughput.PEAK_BF16_FLOPS by name
     peak_flops: Optional[float] = flag(None, "the GPU's peak FLOP/s, for the MFU in the log (default: a table of "
                                              "bf16 peaks by name)")
+
+    @property
+    def pad_multiple(self) -> int:
+        """pad_to_multiple_of, or its default: 64 for a compiled model, else 1 (each batch at its longest)."""
+        return self.pad_to_multiple_of or (64 if self.compile else 1)
 
     def check(self) -> None:
         """Raise ValueError naming the first impossible setting."""
@@ -92,7 +102,7 @@ class TrainingConfig:
         need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
         for name in ("batch_size", "grad_accum", "max_length", "keep_checkpoints", "log_every"):
             need(getattr(self, name) >= 1, name, "an int >= 1")
-        for name in ("eval_batch_size", "eval_every", "save_every"):
+        for name in ("eval_batch_size", "eval_every", "save_every", "pad_to_multiple_of"):
             need(getattr(self, name) is None or getattr(self, name) >= 1, name, "an int >= 1 (or unset)")
         need(self.learning_rate > 0, "learning_rate", "a number > 0")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
@@ -132,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser, names=None, **overrides) -> N
         if options.pop("invert", False):
             option, options["action"] = "--no-" + option[2:], "store_false"
         elif kind == "bool":
-            options["action"] = "store_true"
+            options.setdefault("action", "store_true")
         elif kind in ("int", "float"):
             options.setdefault("type", {"int": int, "float": float}[kind])
         if config_field.default is not dataclasses.MISSING and not options.get("required"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -64,6 +65,18 @@ def training_device(device: Optional[str], local_rank: int, precision: str) -> t
     return device
 
 
+def compile_modules(train_module: torch.nn.Module, model: torch.nn.Module):
+    """torch.compile'd (training module, evaluation module): the training one may be the DDP wrapper of `model`
+    (DDP's optimizer splits the graph at its buckets). Batches come in few shapes (collate's padded_width, the
+    masked-LM capacity), each compiled once; the recompile limit is raised to hold them all."""
+    import torch._dynamo
+
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
+    compiled = torch.compile(model)
+    return (compiled if train_module is model else torch.compile(train_module)), compiled
+
+
 def autocast(precision: str, device: torch.device):
     """A function giving the context that runs forward passes at `precision` ("fp32": no autocast)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -97,6 +110,7 @@ class EpochPlan:
         world = process.world_size
         self.total, self.count = count, count - count % world  # every rank gets equal shares (drops < world)
         self.shuffle, self.order = shuffle, None
+        self.lock = threading.Lock()  # the shuffle is drawn once, whichever thread (the prefetcher's) asks first
         self.size, self.grad_accum, self.rank, self.world = batch_size * world, grad_accum, process.rank, world
         self.batches = math.ceil(self.count / self.size)
 
@@ -106,8 +120,9 @@ class EpochPlan:
     def __getitem__(self, k: int) -> list[list[int]]:
         if not 0 <= k < len(self):
             raise IndexError(k)
-        if self.order is None:
-            self.order = torch.randperm(self.total, generator=self.shuffle)[:self.count]
+        with self.lock:
+            if self.order is None:
+                self.order = torch.randperm(self.total, generator=self.shuffle)[:self.count]
         step = []
         for b in range(k * self.grad_accum, min((k + 1) * self.grad_accum, self.batches)):
             batch = self.order[b * self.size:(b + 1) * self.size]

@@ -39,8 +39,11 @@ def make_optimizer(model: torch.nn.Module, config, total: int):
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    # One fused kernel for the whole update on CUDA; elsewhere the multi-tensor (foreach) implementation.
+    fused = all(p.is_cuda for p in decay + no_decay)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate,
-                                  betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+                                  betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon,
+                                  fused=fused or None, foreach=None if fused else True)
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))

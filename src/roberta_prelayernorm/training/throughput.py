@@ -66,9 +66,8 @@ def run_throughput(config, model_config, task_name: str, device) -> Throughput:
     peak FLOP/s is known (or given as config.peak_flops)."""
     import torch
 
-    predicted = 0.0  # fraction of tokens through the LM head: none for the fine-tuning heads
-    if task_name == "masked-lm":
-        predicted = config.mlm_probability if getattr(model_config, "sparse_prediction", False) else 1.0
+    # Fraction of tokens through the LM head: the masked ones (sparse prediction), none for the fine-tuning heads.
+    predicted = config.mlm_probability if task_name == "masked-lm" else 0.0
     peak = config.peak_flops
     if peak is None and device.type == "cuda":
         peak = peak_flops(torch.cuda.get_device_name(device))

@@ -47,7 +47,9 @@ from .checkpoints import (
 from .config import PRECISIONS, TrainingConfig
 from .curves import plot_curves
 from .data import read_records
-from .setup import Distributed, EpochPlan, autocast, choose_device, generator, setup_distributed, training_device
+from .batches import Prefetcher, host_ready, to_device
+from .setup import (Distributed, EpochPlan, autocast, choose_device, compile_modules, generator, setup_distributed,
+                    training_device)
 from .state import TrainState, linear_schedule, make_optimizer
 from .throughput import run_throughput
 
@@ -121,6 +123,7 @@ class Trainer:
         self.task = make_task(config.task, tokenizer, config.max_length, stride=config.stride,
                               label_all_pieces=config.label_all_pieces, mlm_probability=config.mlm_probability,
                               mask_mode=config.mask_mode)
+        self.task.pad_to_multiple_of = config.pad_multiple
         self.train_features = training_features(config, self.task, tokenizer)
         self.eval_examples = self.eval_features = None
         if config.validation:
@@ -134,10 +137,6 @@ class Trainer:
             model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
         else:
             self._adopt_labels(model)
-        # Masked-LM steps run the LM head at the masked positions only; the models saved keep the setting the
-        # model came with, so that they answer as the documented API does (dense logits) wherever loaded.
-        self.saved_sparse = model.config.sparse_prediction
-        model.config.sparse_prediction = self.task.sparse_prediction or self.saved_sparse
         check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
@@ -145,12 +144,21 @@ class Trainer:
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.model = model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores (autocast's are half)
+            torch.backends.cudnn.allow_tf32 = True
         self.ddp = None
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+            # Gradients live in the all-reduce buckets: no copy between them, no second copy in memory.
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids, gradient_as_bucket_view=True)
+        # What the steps and evaluation call: the model (DDP-wrapped for steps), compiled with config.compile.
+        self.train_module = self.ddp or self.model
+        self.eval_module = self.model
+        if config.compile:
+            self.train_module, self.eval_module = compile_modules(self.train_module, self.model)
 
         self.metrics_path = os.path.join(config.output_dir, "metrics.jsonl")
         self.history: list[dict] = []
@@ -245,48 +253,54 @@ class Trainer:
 
         cfg, per_epoch = self.config, self.steps_per_epoch()
         bar = tqdm(total=total, initial=state.step, disable=not (cfg.progress and self.dist.is_main), unit="step")
-        module = self.ddp or self.model
+        module = self.train_module
         module.train()
         running, results, speed = [], {}, {}
         throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
-        while state.step < total:
-            plan = self.epoch_plan(state.epoch)
-            for k in range(state.step_in_epoch, len(plan)):
-                started = time.perf_counter()
-                loss, tokens = self._train_step(module, state, plan[k], k)
-                throughput.add(tokens, time.perf_counter() - started)
-                running.append(loss)
-                state.step += 1
-                step = state.step
-                state.step_in_epoch = k + 1
-                epoch_end = state.step_in_epoch == len(plan)
-                if epoch_end:
-                    state.epoch, state.step_in_epoch = state.epoch + 1, 0
-                lr = state.scheduler.get_last_lr()[0]
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
-                                **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
-                if step % cfg.log_every == 0 or step == total:
-                    mean = self._reduce_mean(sum(running) / len(running))
-                    speed = self._speed(throughput.report())
-                    self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
-                                  "loss": mean, "learning_rate": lr, **speed})
-                    running = []
-                due = (lambda every: step % every == 0 if every else epoch_end)
-                if self.eval_features is not None and (due(cfg.eval_every) or step == total):
-                    results = self.evaluate()
-                    self._record({"split": "validation", "step": step, "epoch": round(step / per_epoch, 4),
-                                  **results})
-                    self._maybe_save_best(results, step)
-                    module.train()
-                if due(cfg.save_every) and step < total:
-                    save_checkpoint(state, tokenizer=self.tokenizer, config=cfg, distributed=self.dist,
-                                    device=self.device, best=self.best,
-                                    settings=self.settings() if self.dist.is_main else None,  # rank 0 writes
-                                    sparse_prediction=self.saved_sparse)
-                if step >= total:
-                    break
-        bar.close()
+        plans = {}
+        batches = Prefetcher(lambda key: self._step_batches(plans[key[0]][key[1]], *key))  # key: (epoch, k)
+        try:
+            while state.step < total:
+                plan = plans[state.epoch] = self.epoch_plan(state.epoch)
+                for k in range(state.step_in_epoch, len(plan)):
+                    if k + 1 < len(plan) and state.step + 1 < total:  # collated while the device runs step k
+                        batches.ahead((state.epoch, k + 1))
+                    started = time.perf_counter()
+                    loss, tokens = self._train_step(module, state, batches.get((state.epoch, k)), k)
+                    throughput.add(tokens, time.perf_counter() - started)
+                    running.append(loss)
+                    state.step += 1
+                    step = state.step
+                    state.step_in_epoch = k + 1
+                    epoch_end = state.step_in_epoch == len(plan)
+                    if epoch_end:
+                        state.epoch, state.step_in_epoch = state.epoch + 1, 0
+                    lr = state.scheduler.get_last_lr()[0]
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
+                                    **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
+                    if step % cfg.log_every == 0 or step == total:
+                        mean = self._reduce_mean(sum(running) / len(running))
+                        speed = self._speed(throughput.report())
+                        self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
+                                      "loss": mean, "learning_rate": lr, **speed})
+                        running = []
+                    due = (lambda every: step % every == 0 if every else epoch_end)
+                    if self.eval_features is not None and (due(cfg.eval_every) or step == total):
+                        results = self.evaluate()
+                        self._record({"split": "validation", "step": step, "epoch": round(step / per_epoch, 4),
+                                      **results})
+                        self._maybe_save_best(results, step)
+                        module.train()
+                    if due(cfg.save_every) and step < total:
+                        save_checkpoint(state, tokenizer=self.tokenizer, config=cfg, distributed=self.dist,
+                                        device=self.device, best=self.best,
+                                        settings=self.settings() if self.dist.is_main else None)  # rank 0 writes
+                    if step >= total:
+                        break
+        finally:
+            batches.close()
+            bar.close()
         return results
 
     def _speed(self, local: dict) -> dict:
@@ -296,39 +310,57 @@ class Trainer:
             out["mfu"] = round(self._reduce_mean(local["mfu"]), 4)
         return out
 
-    def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> tuple[float, int]:
-        """One optimizer step (state.step + 1, the k-th of its epoch) over grad_accum micro-batches; returns
-        the mean loss of this process's examples and the number of (non-padding) tokens it trained on."""
-        cfg, world = self.config, self.dist.world_size
-        epoch, step, optimizer, scaler = state.epoch, state.step, state.optimizer, state.scaler
-        examples = sum(len(b) for b in micro_batches) * world
-        total_loss, skipped, tokens = 0.0, False, 0
+    def _step_batches(self, micro_batches: list, epoch: int, k: int) -> list[tuple[list, dict, int]]:
+        """(feature indices, host batch, real tokens) of each micro-batch of step k of `epoch`; the masking of
+        micro-batch j draws from (seed, epoch, k, j, rank) alone. Runs in the prefetch thread."""
+        out = []
         for j, indices in enumerate(micro_batches):
             batch = self.task.collate([self.train_features[i] for i in indices],
-                                      generator(cfg.seed, epoch, k, j, self.dist.rank))
-            tokens += int(batch["attention_mask"].sum())
-            batch = {key: value.to(self.device) for key, value in batch.items()}
+                                      generator(self.config.seed, epoch, k, j, self.dist.rank))
+            tokens = int(batch["attention_mask"].sum())
+            out.append((indices, host_ready(batch, pin=self.device.type == "cuda", training=True), tokens))
+        return out
+
+    def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> tuple[float, int]:
+        """One optimizer step (state.step + 1, the k-th of its epoch) over its micro-batches (_step_batches);
+        returns the mean loss of this process's examples and the number of (non-padding) tokens it trained on.
+
+        The host waits on the device once: for the micro-batches' losses, read together before the update
+        (a non-finite one stops the run or skips the update, on every process alike)."""
+        cfg, world = self.config, self.dist.world_size
+        epoch, step, optimizer, scaler = state.epoch, state.step, state.optimizer, state.scaler
+        examples = sum(len(indices) for indices, _, _ in micro_batches) * world
+        keep_on_host = () if cfg.compile else ("attention_mask",)  # eager: packing decided from the host mask
+        losses = []
+        for j, (indices, batch, _) in enumerate(micro_batches):
+            batch = to_device(batch, self.device, keep_on_host)
             last = j == len(micro_batches) - 1
             # Under DDP, gradients are averaged across processes only on the last micro-batch of a step.
             sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
             with sync:
                 with self.autocast():
                     loss = module(**batch).loss
-                if not self._all_finite(loss):
-                    where = (f"non-finite loss ({loss.item()}) at step {step + 1} (epoch {epoch}, batch {j} of the "
-                             f"step's {len(micro_batches)}, features {indices[:8]}{'...' if len(indices) > 8 else ''})")
-                    if cfg.on_nonfinite == "stop":
-                        raise NonFiniteLossError(where + "; lower the learning rate, use precision='fp32' or "
-                                                         "'bf16', or pass on_nonfinite='skip' to skip such steps")
-                    self.log(where + ": step skipped")
-                    skipped = True
-                    break
                 # Weighted so the step's gradient is the mean over all its examples, on every process.
                 scaler.scale(loss * (len(indices) * world / examples)).backward()
-            total_loss += loss.item() * len(indices)
-        if skipped:
+            losses.append(loss.detach().float())
+        losses = torch.stack(losses)
+        finite = torch.isfinite(losses).all().to(torch.float32).reshape(1)
+        if self.dist.active:  # every process must agree, or they would step apart
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        *values, all_finite = torch.cat([losses, finite]).tolist()  # the step's one wait on the device
+        bad = [j for j, value in enumerate(values) if not math.isfinite(value)]
+        if not all_finite:
+            j = bad[0] if bad else None
+            indices = micro_batches[j][0] if bad else []
+            where = (f"non-finite loss ({values[j]}) at step {step + 1} (epoch {epoch}, batch {j} of the step's "
+                     f"{len(micro_batches)}, features {indices[:8]}{'...' if len(indices) > 8 else ''})" if bad else
+                     f"non-finite loss on another process at step {step + 1} (epoch {epoch})")
+            if cfg.on_nonfinite == "stop":
+                raise NonFiniteLossError(where + "; lower the learning rate, use precision='fp32' or "
+                                                 "'bf16', or pass on_nonfinite='skip' to skip such steps")
+            self.log(where + ": step skipped")
             optimizer.zero_grad(set_to_none=True)
-            return float("nan"), tokens
+            return float("nan"), sum(tokens for _, _, tokens in micro_batches)
         state.steps_taken += 1
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
@@ -337,14 +369,8 @@ class Trainer:
         scaler.update()
         state.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return total_loss * world / examples, tokens
-
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        """Whether every process's loss is finite (all must agree, or the gradient all-reduce would hang)."""
-        finite = torch.isfinite(loss.detach()).to(torch.int32)
-        if self.dist.active:
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite)
+        total_loss = sum(value * len(indices) for value, (indices, _, _) in zip(values, micro_batches))
+        return total_loss * world / examples, sum(tokens for _, _, tokens in micro_batches)
 
     def _reduce_mean(self, value: float) -> float:
         if not self.dist.active or math.isnan(value):
@@ -367,8 +393,9 @@ class Trainer:
                 raise ValueError("no validation data: set config.validation or pass examples and features")
         elif features is None:
             features = self.task.features(examples)
-        return evaluate_model(self.model, self.task, examples, features, self.config.eval_batch_size or
-                              2 * self.config.batch_size, self.device, self.autocast, self.dist, self.config.seed)
+        return evaluate_model(self.eval_module, self.task, examples, features, self.config.eval_batch_size or
+                              2 * self.config.batch_size, self.device, self.autocast, self.dist, self.config.seed,
+                              host_mask=not self.config.compile)
 
     # -- records ----------------------------------------------------------------------------------------
     def _record(self, entry: dict) -> None:
@@ -406,7 +433,7 @@ class Trainer:
     def _save_model(self, target: str, results: dict) -> None:
         """The model, tokenizer, config and model card (+ eval_results.json) into `target` (best/ or last/)."""
         base = None if self.config.from_scratch else self.config.model
-        save_model(self.model, self.tokenizer, target, sparse_prediction=self.saved_sparse,
+        save_model(self.model, self.tokenizer, target,
                    card=model_card(self.task.name, self.task.metric, base, results), results=results)
 
     def plot(self) -> Optional[str]:
@@ -447,8 +474,10 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate_model(model, task: Task, examples: list, features: list, batch_size: int, device,
-                   autocast=contextlib.nullcontext, distributed: Optional[Distributed] = None, seed: int = 0) -> dict:
-    """Loss and metrics of `model` on features; under DDP each process runs a share, the results are gathered."""
+                   autocast=contextlib.nullcontext, distributed: Optional[Distributed] = None, seed: int = 0,
+                   host_mask: bool = True) -> dict:
+    """Loss and metrics of `model` on features; under DDP each process runs a share, the results are gathered.
+    `host_mask`: the attention mask stays on the host, so an eager model packs without a device wait."""
     distributed = distributed or Distributed()
     was_training = model.training
     model.eval()
@@ -457,7 +486,7 @@ def evaluate_model(model, task: Task, examples: list, features: list, batch_size
     for start in range(0, len(mine), batch_size):
         indices = mine[start:start + batch_size]
         batch = task.collate([features[i] for i in indices], generator(seed, indices[0]))
-        batch = {key: value.to(device) for key, value in batch.items()}
+        batch = to_device(batch, device, ("attention_mask",) if host_mask else ())
         with autocast():
             output = model(**batch)
         loss_sum += output.loss.item() * len(indices)
