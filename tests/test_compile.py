@@ -180,3 +180,41 @@ def test_train_compile_resumes_exactly(tmp_path, tiny, monkeypatch):
     losses = [[json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
               for run in ("straight", "resumed")]
     assert len(losses[0]) == 4 and losses[0][2:] == losses[1]
+
+
+@pytest.mark.parametrize("action", ["stop", "skip"])
+def test_losses_are_read_when_the_log_needs_them(tmp_path, tiny, monkeypatch, action):
+    """With an optimizer that skips a bad step itself (the fused AdamW's found_inf, as on CUDA; its CPU kernel
+    here), the host reads the losses at the log only: a NaN at step 3 still stops the run naming step 3, or
+    is skipped with the weights left finite."""
+    from training_utils import data, head
+
+    import roberta_prelayernorm.training.state as state
+    from roberta_prelayernorm.training import NonFiniteLossError, Trainer, TrainingConfig
+    from roberta_prelayernorm.training.losses import StepLosses
+
+    monkeypatch.setattr(state, "fused_on", lambda params: True)
+    reads = []
+    settle = StepLosses.settle
+    monkeypatch.setattr(StepLosses, "settle", lambda self, s: reads.append(len(self.pending)) or settle(self, s))
+    trainer = Trainer(TrainingConfig(task="masked-lm", model=tiny, train=str(head(data("corpus.jsonl"), 32,
+                                                                                tmp_path / "t.jsonl")),
+                                     output_dir=str(tmp_path / "out"), max_steps=8, batch_size=4, max_length=32,
+                                     progress=False, log_every=4, on_nonfinite=action))
+    calls = []
+
+    def poison(module, inputs, output):  # the third forward pass (step 3) gives NaN logits
+        calls.append(1)
+        return output * float("nan") if len(calls) == 3 else output
+
+    trainer.model.lm_head.register_forward_hook(poison)
+    if action == "stop":
+        with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 \(epoch 0, batch 0"):
+            trainer.train()
+        assert reads == [4]
+        return
+    trainer.train()
+    assert reads == [4, 4]  # steps 1-4 read at the first log, 5-8 at the second
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    losses = [entry["loss"] for entry in trainer.history]
+    assert math.isnan(losses[0]) and math.isfinite(losses[1])

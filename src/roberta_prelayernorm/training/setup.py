@@ -42,15 +42,14 @@ def setup_distributed() -> Distributed:
 
 
 def choose_device(device: Optional[str] = None, local_rank: Optional[int] = None) -> torch.device:
-    """`device` if given (checked: pipelines.base.as_device); else this process's GPU (cuda:LOCAL_RANK under
-    torchrun, cuda:0 alone) when CUDA is available; else the CPU."""
+    """`device` if given (checked: pipelines.base.as_device), else the GPU when CUDA is available, else the CPU;
+    a GPU without an index ("cuda") is this process's: cuda:LOCAL_RANK under torchrun, cuda:0 alone."""
     from ..pipelines.base import as_device
 
-    if device:
-        return as_device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank)
-    return torch.device("cpu")
+    chosen = as_device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank)
+    return chosen
 
 
 def training_device(device: Optional[str], local_rank: int, precision: str) -> torch.device:

@@ -32,6 +32,13 @@ class TrainState:
     steps_taken: int = 0
 
 
+def fused_on(params: list) -> bool:
+    """Whether the update runs as torch's fused AdamW: on CUDA, one kernel for the whole update, which can also
+    skip itself on the device (`found_inf`) without the host looking. Not on CPUs: the fused CPU kernel writes
+    the weights without bumping their version counters, which the CPU Linear's prepacked copies are keyed on."""
+    return bool(params) and all(p.is_cuda for p in params)
+
+
 def make_optimizer(model: torch.nn.Module, config, total: int):
     """AdamW (no decay on biases and LayerNorm weights, as in BERT and RoBERTa training) with linear warm-up
     and decay over `total` steps: (optimizer, scheduler)."""
@@ -39,11 +46,9 @@ def make_optimizer(model: torch.nn.Module, config, total: int):
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
-    # One fused kernel for the whole update on CUDA; elsewhere the multi-tensor (foreach) implementation.
-    fused = all(p.is_cuda for p in decay + no_decay)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate,
                                   betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon,
-                                  fused=fused or None, foreach=None if fused else True)
+                                  **({"fused": True} if fused_on(decay + no_decay) else {"foreach": True}))
     warmup = config.warmup_steps if config.warmup_steps is not None else int(config.warmup_ratio * total)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total))

@@ -47,6 +47,7 @@ from .checkpoints import (
 from .config import PRECISIONS, TrainingConfig
 from .curves import plot_curves
 from .data import read_records
+from .losses import NonFiniteLossError, Step, StepLosses
 from .batches import Prefetcher, host_ready, to_device
 from .setup import (Distributed, EpochPlan, autocast, choose_device, compile_modules, generator, setup_distributed,
                     training_device)
@@ -54,10 +55,6 @@ from .state import TrainState, linear_schedule, make_optimizer
 from .throughput import run_throughput
 
 logger = logging.getLogger("roberta_prelayernorm.training")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite (training stops unless on_nonfinite="skip")."""
 
 
 def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
@@ -255,8 +252,9 @@ class Trainer:
         bar = tqdm(total=total, initial=state.step, disable=not (cfg.progress and self.dist.is_main), unit="step")
         module = self.train_module
         module.train()
-        running, results, speed = [], {}, {}
+        results, speed, loss = {}, {}, float("nan")
         throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
+        self.losses = losses = StepLosses(cfg.on_nonfinite, self.log)
         plans = {}
         batches = Prefetcher(lambda key: self._step_batches(plans[key[0]][key[1]], *key))  # key: (epoch, k)
         try:
@@ -266,9 +264,8 @@ class Trainer:
                     if k + 1 < len(plan) and state.step + 1 < total:  # collated while the device runs step k
                         batches.ahead((state.epoch, k + 1))
                     started = time.perf_counter()
-                    loss, tokens = self._train_step(module, state, batches.get((state.epoch, k)), k)
+                    tokens = self._train_step(module, state, batches.get((state.epoch, k)), k)
                     throughput.add(tokens, time.perf_counter() - started)
-                    running.append(loss)
                     state.step += 1
                     step = state.step
                     state.step_in_epoch = k + 1
@@ -276,23 +273,28 @@ class Trainer:
                     if epoch_end:
                         state.epoch, state.step_in_epoch = state.epoch + 1, 0
                     lr = state.scheduler.get_last_lr()[0]
+                    due = (lambda every: step % every == 0 if every else epoch_end)
+                    log = step % cfg.log_every == 0 or step == total
+                    evaluate = self.eval_features is not None and (due(cfg.eval_every) or step == total)
+                    save = due(cfg.save_every) and step < total
+                    if log or evaluate or save:  # they need the losses: read them from the device
+                        losses.settle(state)
+                        throughput.add(0, losses.take_waited())
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
                                     **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
-                    if step % cfg.log_every == 0 or step == total:
-                        mean = self._reduce_mean(sum(running) / len(running))
+                    if log:
+                        loss = self._reduce_mean(losses.take_mean())
                         speed = self._speed(throughput.report())
                         self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
-                                      "loss": mean, "learning_rate": lr, **speed})
-                        running = []
-                    due = (lambda every: step % every == 0 if every else epoch_end)
-                    if self.eval_features is not None and (due(cfg.eval_every) or step == total):
+                                      "loss": loss, "learning_rate": lr, **speed})
+                    if evaluate:
                         results = self.evaluate()
                         self._record({"split": "validation", "step": step, "epoch": round(step / per_epoch, 4),
                                       **results})
                         self._maybe_save_best(results, step)
                         module.train()
-                    if due(cfg.save_every) and step < total:
+                    if save:
                         save_checkpoint(state, tokenizer=self.tokenizer, config=cfg, distributed=self.dist,
                                         device=self.device, best=self.best,
                                         settings=self.settings() if self.dist.is_main else None)  # rank 0 writes
@@ -321,14 +323,13 @@ class Trainer:
             out.append((indices, host_ready(batch, pin=self.device.type == "cuda", training=True), tokens))
         return out
 
-    def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> tuple[float, int]:
+    def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> int:
         """One optimizer step (state.step + 1, the k-th of its epoch) over its micro-batches (_step_batches);
-        returns the mean loss of this process's examples and the number of (non-padding) tokens it trained on.
-
-        The host waits on the device once: for the micro-batches' losses, read together before the update
-        (a non-finite one stops the run or skips the update, on every process alike)."""
+        returns the number of (non-padding) tokens this process trained on. The losses stay on the device
+        (self.losses); a non-finite step's update is skipped there, by the fused AdamW's `found_inf` (GradScaler's
+        own with fp16), or else on the host, which then reads the step at once."""
         cfg, world = self.config, self.dist.world_size
-        epoch, step, optimizer, scaler = state.epoch, state.step, state.optimizer, state.scaler
+        optimizer, scaler = state.optimizer, state.scaler
         examples = sum(len(indices) for indices, _, _ in micro_batches) * world
         keep_on_host = () if cfg.compile else ("attention_mask",)  # eager: packing decided from the host mask
         losses = []
@@ -347,21 +348,16 @@ class Trainer:
         finite = torch.isfinite(losses).all().to(torch.float32).reshape(1)
         if self.dist.active:  # every process must agree, or they would step apart
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        *values, all_finite = torch.cat([losses, finite]).tolist()  # the step's one wait on the device
-        bad = [j for j, value in enumerate(values) if not math.isfinite(value)]
-        if not all_finite:
-            j = bad[0] if bad else None
-            indices = micro_batches[j][0] if bad else []
-            where = (f"non-finite loss ({values[j]}) at step {step + 1} (epoch {epoch}, batch {j} of the step's "
-                     f"{len(micro_batches)}, features {indices[:8]}{'...' if len(indices) > 8 else ''})" if bad else
-                     f"non-finite loss on another process at step {step + 1} (epoch {epoch})")
-            if cfg.on_nonfinite == "stop":
-                raise NonFiniteLossError(where + "; lower the learning rate, use precision='fp32' or "
-                                                 "'bf16', or pass on_nonfinite='skip' to skip such steps")
-            self.log(where + ": step skipped")
-            optimizer.zero_grad(set_to_none=True)
-            return float("nan"), sum(tokens for _, _, tokens in micro_batches)
-        state.steps_taken += 1
+        self.losses.add(Step(state.step + 1, state.epoch, torch.cat([losses, finite]),
+                             [indices for indices, _, _ in micro_batches],
+                             [len(indices) * world / examples for indices, _, _ in micro_batches]))
+        tokens = sum(tokens for _, _, tokens in micro_batches)
+        if not optimizer.defaults.get("fused"):
+            if not self.losses.settle(state):
+                optimizer.zero_grad(set_to_none=True)
+                return tokens
+        elif not scaler.is_enabled():
+            optimizer.found_inf = (1.0 - finite).reshape(())  # the fused update skips itself after a bad loss
         if cfg.max_grad_norm:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -369,8 +365,7 @@ class Trainer:
         scaler.update()
         state.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        total_loss = sum(value * len(indices) for value, (indices, _, _) in zip(values, micro_batches))
-        return total_loss * world / examples, sum(tokens for _, _, tokens in micro_batches)
+        return tokens
 
     def _reduce_mean(self, value: float) -> float:
         if not self.dist.active or math.isnan(value):
