@@ -41,10 +41,10 @@ def single(*args) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def two_nodes(tmp_path, name: str, node_args) -> dict:
+def two_nodes(tmp_path, name: str, node_args, succeed: bool = True):
     """Two torchrun launches of one process each, --nnodes 2 with a c10d rendezvous on localhost, started
     together; node_args(node) gives the train arguments of launch `node` (0 or 1). Returns the final metrics,
-    printed by global rank 0 alone."""
+    printed by global rank 0 alone; with succeed=False, each node's exit code and standard error."""
     port = free_port()
     procs, logs = [], []
     for node in (0, 1):
@@ -79,6 +79,8 @@ def two_nodes(tmp_path, name: str, node_args) -> dict:
                        f"{[line for line in e.splitlines() if line.startswith('error:')]}\n{e[-2000:]}"
                        for n, (p, (_, e)) in enumerate(zip(procs, texts)))
     assert not timed_out, f"the two-node job ran past {TIMEOUT} s\n{report}"
+    if not succeed:
+        return [(p.returncode, e) for p, (_, e) in zip(procs, texts)]
     assert all(p.returncode == 0 for p in procs), report
     printed = [o.strip().splitlines()[-1] for o, _ in texts if o.strip()]
     assert len(printed) == 1, f"the final metrics should be printed once (by rank 0): {printed}\n{report}"
@@ -191,3 +193,21 @@ def test_a_resumed_two_node_run_equals_the_uninterrupted_one(runs):
     for a, b in zip(resumed, uninterrupted):
         assert {k: v for k, v in a.items() if k not in measured} == pytest.approx(
             {k: v for k, v in b.items() if k not in measured}, rel=1e-5)
+
+
+def test_resume_with_a_checkpoint_on_one_disk_only_is_one_error_on_every_node(runs):
+    """Without a shared disk, a node lacking the checkpoint would fail alone while the other waits in a
+    collective (or, with an older one, both would run from different steps): every node checks that all
+    found the same checkpoint and stops with the same one-line error instead."""
+    tmp = runs["tmp"]
+    disks = [tmp / "half0" / "out", tmp / "half1" / "out"]
+    checkpoint = f"step-{SAVE:08d}"
+    shutil.copytree(tmp / "two" / "checkpoints" / checkpoint, disks[0] / "checkpoints" / checkpoint)
+    disks[1].mkdir(parents=True)
+    ended = two_nodes(tmp, "half", lambda node: [*runs["common"], "--output", disks[node], "--batch-size", 2,
+                                                 "--resume"], succeed=False)
+    for code, err in ended:
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code != 0 and len(errors) == 1, err[-2000:]
+        assert "every process must find the same checkpoint" in errors[0], errors
+        assert checkpoint in errors[0] and "no checkpoint" in errors[0], errors

@@ -111,6 +111,29 @@ def save_top(output_dir: str, source: str) -> None:
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------
+def agreed_checkpoint(path: str, distributed) -> str:
+    """find_checkpoint on every process, which must all find the same step: on machines without a shared disk
+    each reads its own copy, and one missing or older copy would leave that process behind (a hang) or alone
+    with the error. Every process raises the same one-line error naming the hosts and what they found."""
+    if not distributed.active:
+        return find_checkpoint(path)
+    try:
+        folder = find_checkpoint(path)
+        found = os.path.basename(folder)
+    except FileNotFoundError:
+        folder, found = None, "no checkpoint"
+    import socket
+
+    everyone = [None] * distributed.world_size
+    dist.all_gather_object(everyone, (socket.gethostname(), found))
+    if len({f for _, f in everyone}) > 1 or folder is None:
+        seen = "; ".join(f"rank {rank} on {host}: {f}" for rank, (host, f) in enumerate(everyone))
+        raise FileNotFoundError(f"resume={path!r}: every process must find the same checkpoint, and they found: "
+                                f"{seen}; every machine needs the same checkpoints/step-N/ (copy the output folder to "
+                                "each, or use a shared disk)")
+    return folder
+
+
 def find_checkpoint(path: str) -> str:
     """A checkpoint folder itself, or the latest complete checkpoint under path/checkpoints."""
     if os.path.isfile(os.path.join(path, STATE_FILE)):
@@ -161,7 +184,7 @@ def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed
     """Put the checkpoint at `path` (a checkpoint or output folder) into `state` and this process's RNG, after
     checking that it was written with `settings` (the run would not continue exactly otherwise); returns the
     checkpoint folder and what it saved (best, ...)."""
-    folder = find_checkpoint(path)
+    folder = agreed_checkpoint(path, distributed)
     saved = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
     # Checkpoints written before settings were stored have the four that set the data order.
     before = saved.get("settings") or {name: saved[name] for name in ("world_size", "batch_size", "grad_accum",
