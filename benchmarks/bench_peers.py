@@ -1,13 +1,16 @@
 """Inference against the peers a user would pick on a CPU: transformers (eager PyTorch) and ONNX Runtime.
 
     python benchmarks/bench_peers.py [--size base|large] [--rounds 7] [--workloads ragged,full] [--no-roofline]
+                                     [--compile]
 
 Same random weights everywhere: transformers' model, exported from transformers to ONNX inside this script
 (dynamic batch and sequence axes, full graph optimisation; int8 by onnxruntime.quantization.quantize_dynamic),
 and this package in fp32, int8 (`quantize="int8"`) and bf16 (CPUs with bf16 kernels). One process; each round
 runs every system once in a rotated order; figures are medians over rounds: useful (non-padding) tokens/s,
 CPU and wall seconds, and the median per-round ratio against ONNX Runtime at the same precision and against
-transformers. Then the GEMM roofline: the GFLOP/s each backend reaches on the base model's Linear shapes.
+transformers. `--compile` adds this package under torch.compile (inductor, with its CPU inference setting
+`freezing`: weights folded and prepacked for oneDNN; compiled once per workload, before the rounds). Then the
+GEMM roofline: the GFLOP/s each backend reaches on the base model's Linear shapes.
 Needs the `bench` extra (onnxruntime, onnx, onnxscript, transformers).
 """
 
@@ -159,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--workloads", default="ragged,full")
     parser.add_argument("--no-roofline", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also this package under torch.compile (inductor)")
     args = parser.parse_args()
     from roberta_prelayernorm import cpu_linear
     from roberta_prelayernorm.quantization import fastest_int8_engine, quantize_int8
@@ -172,6 +176,11 @@ def main() -> None:
     models["ours-int8"] = quantize_int8(ours)
     if cpu_linear.fast_path_enabled(torch.bfloat16):
         models["ours-bf16"] = copy.deepcopy(ours).to(torch.bfloat16)
+    if args.compile:
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        models["ours-fp32-compiled"] = torch.compile(copy.deepcopy(ours))
     print(f"machine: {machine()}")
     print(f"model: {args.size} {size}; oneDNN fp32 Linear: {cpu_linear.fast_path_enabled()}, "
           f"bf16: {'ours-bf16' in models}, int8 engine: {fastest_int8_engine()}")

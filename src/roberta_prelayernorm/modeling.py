@@ -63,17 +63,22 @@ class Packing:
     def __init__(self, attention_mask: torch.Tensor, device: torch.device, varlen: bool = False):
         self.B, self.T = attention_mask.shape
         self.varlen = varlen and varlen_kernel() is not None  # the caller's call: an encoder, on a GPU
-        real = attention_mask.reshape(-1).bool()
-        lengths = real.view(self.B, self.T).sum(1)
+        self.real, self.device = attention_mask.reshape(-1).bool(), device  # (B * T,) on the host
+        lengths = self.real.view(self.B, self.T).sum(1)
         self.max_length = int(lengths.max())
         cu_seqlens = torch.zeros(self.B + 1, dtype=torch.int32)
         cu_seqlens[1:] = lengths.cumsum(0)
-        where = real.cumsum(0) - 1  # (B * T,) place of each position among the packed tokens
-        tensors = (real.nonzero().squeeze(1), cu_seqlens, where)
-        if device.type == "cuda":  # page-locked, so the copies below do not block the host
-            tensors = tuple(t.pin_memory() for t in tensors)
-        self.index, self.cu_seqlens, self.where = (t.to(device, non_blocking=True) for t in tensors)
+        self.index, self.cu_seqlens = self.to_device(self.real.nonzero().squeeze(1), cu_seqlens)
         self.rows, self.cols = self.index // self.T, self.index % self.T  # (N,) each
+
+    def to_device(self, *tensors: torch.Tensor) -> tuple:
+        if self.device.type == "cuda":  # page-locked, so the copies do not block the host
+            tensors = tuple(t.pin_memory() for t in tensors)
+        return tuple(t.to(self.device, non_blocking=True) for t in tensors)
+
+    @functools.cached_property
+    def where(self) -> torch.Tensor:  # (B * T,) place of each position among the packed tokens (-1 before any)
+        return self.to_device(self.real.cumsum(0) - 1)[0]
 
     def unpad(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (1, N, ...); x may be a strided view
         return x[self.rows, self.cols].unsqueeze(0)
@@ -112,14 +117,10 @@ def varlen_kernel():
 
 def positions_where(keep: torch.Tensor, capacity: Optional[int] = None) -> torch.Tensor:
     """The columns where `keep` (B, T) is true, per row in ascending order, as a (B, K) long tensor padded with
-    -1; K is `capacity` (which must hold every row's count) or, by default, the largest count of a row."""
-    B, T = keep.shape
-    counts = keep.sum(1)
-    K = int(counts.max()) if capacity is None else capacity
-    columns = torch.where(keep, torch.arange(T, device=keep.device), T).sort(dim=1).values  # kept first
-    if K > T:
-        columns = torch.cat([columns, columns.new_full((B, K - T), T)], dim=1)
-    columns = columns[:, :K]
+    -1; K is `capacity` (at most T, and at least every row's count) or, by default, the largest count of a row."""
+    T = keep.size(1)
+    K = int(keep.sum(1).max()) if capacity is None else capacity
+    columns = torch.where(keep, torch.arange(T, device=keep.device), T).sort(dim=1).values[:, :K]  # kept first
     return columns.masked_fill(columns == T, -1)
 
 
@@ -134,7 +135,6 @@ class Selection:
     """
 
     def __init__(self, positions: torch.Tensor, T: int, packing: Optional[Packing] = None):
-        self.valid = positions >= 0  # (B, K)
         rows = torch.arange(positions.size(0), device=positions.device)[:, None]
         flat = rows * T + positions.clamp(min=0)  # (B, K) into the flattened (B * T) positions
         self.flat = flat if packing is None else packing.where[flat].clamp(min=0)  # the packed rows keep order

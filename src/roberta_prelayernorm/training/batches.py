@@ -29,6 +29,20 @@ def host_ready(batch: dict, pin: bool, training: bool) -> dict:
     return {key: value.pin_memory() for key, value in batch.items()} if pin else batch
 
 
+def step_batches(task, features: list, micro_batches: list, device: torch.device, *, seed: int, epoch: int, k: int,
+                 rank: int) -> list:
+    """(feature indices, host batch, real tokens) of each micro-batch of step k of `epoch`; micro-batch j's
+    masking draws from (seed, epoch, k, j, rank) alone. Runs in the prefetch thread."""
+    from .setup import generator
+
+    out = []
+    for j, indices in enumerate(micro_batches):
+        batch = task.collate([features[i] for i in indices], generator(seed, epoch, k, j, rank))
+        tokens = int(batch["attention_mask"].sum())
+        out.append((indices, host_ready(batch, pin=device.type == "cuda", training=True), tokens))
+    return out
+
+
 class Prefetcher:
     """Runs `make(key)` for the keys asked for ahead of time in one background thread; `get(key)` returns its
     result (made now if it was not asked for), re-raising what it raised."""

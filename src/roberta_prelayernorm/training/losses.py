@@ -9,7 +9,6 @@ to look. Where the optimizer cannot skip on the device, every step is read befor
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +34,6 @@ class StepLosses:
         self.on_nonfinite, self.log = on_nonfinite, log
         self.pending: list[Step] = []
         self.running: list[float] = []  # each settled step's loss (NaN: skipped) since the last take_mean
-        self.waited = 0.0  # seconds spent waiting on the device while reading, since the last take_waited
 
     def add(self, step: Step) -> None:
         self.pending.append(step)
@@ -46,9 +44,7 @@ class StepLosses:
         whether the last one was finite."""
         if not self.pending:
             return True
-        started = time.perf_counter()
-        flat = torch.cat([s.values for s in self.pending]).tolist()
-        self.waited += time.perf_counter() - started
+        flat = torch.cat([s.values for s in self.pending]).tolist()  # the one wait
         finite, at = True, 0
         for s in self.pending:
             *losses, finite = flat[at:at + len(s.indices) + 1]
@@ -75,7 +71,3 @@ class StepLosses:
         mean = sum(self.running) / len(self.running) if self.running else float("nan")
         self.running = []
         return mean
-
-    def take_waited(self) -> float:
-        waited, self.waited = self.waited, 0.0
-        return waited

@@ -48,7 +48,7 @@ from .config import PRECISIONS, TrainingConfig
 from .curves import plot_curves
 from .data import read_records
 from .losses import NonFiniteLossError, Step, StepLosses
-from .batches import Prefetcher, host_ready, to_device
+from .batches import Prefetcher, step_batches, to_device
 from .setup import (Distributed, EpochPlan, autocast, choose_device, compile_modules, generator, setup_distributed,
                     training_device)
 from .state import TrainState, linear_schedule, make_optimizer
@@ -256,9 +256,12 @@ class Trainer:
         throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
         self.losses = losses = StepLosses(cfg.on_nonfinite, self.log)
         plans = {}
-        batches = Prefetcher(lambda key: self._step_batches(plans[key[0]][key[1]], *key))  # key: (epoch, k)
+        batches = Prefetcher(lambda key: step_batches(  # key: (epoch, k)
+            self.task, self.train_features, plans[key[0]][key[1]], self.device, seed=cfg.seed, epoch=key[0],
+            k=key[1], rank=self.dist.rank))
         try:
             while state.step < total:
+                plans.clear()  # an epoch's plan holds its shuffle (8 bytes per block): one at a time
                 plan = plans[state.epoch] = self.epoch_plan(state.epoch)
                 for k in range(state.step_in_epoch, len(plan)):
                     if k + 1 < len(plan) and state.step + 1 < total:  # collated while the device runs step k
@@ -278,16 +281,17 @@ class Trainer:
                     evaluate = self.eval_features is not None and (due(cfg.eval_every) or step == total)
                     save = due(cfg.save_every) and step < total
                     if log or evaluate or save:  # they need the losses: read them from the device
+                        started = time.perf_counter()
                         losses.settle(state)
-                        throughput.add(0, losses.take_waited())
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
-                                    **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
+                        throughput.add(0, time.perf_counter() - started)  # the device finishing the steps
                     if log:
                         loss = self._reduce_mean(losses.take_mean())
                         speed = self._speed(throughput.report())
                         self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
                                       "loss": loss, "learning_rate": lr, **speed})
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
+                                    **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
                     if evaluate:
                         results = self.evaluate()
                         self._record({"split": "validation", "step": step, "epoch": round(step / per_epoch, 4),
@@ -312,19 +316,8 @@ class Trainer:
             out["mfu"] = round(self._reduce_mean(local["mfu"]), 4)
         return out
 
-    def _step_batches(self, micro_batches: list, epoch: int, k: int) -> list[tuple[list, dict, int]]:
-        """(feature indices, host batch, real tokens) of each micro-batch of step k of `epoch`; the masking of
-        micro-batch j draws from (seed, epoch, k, j, rank) alone. Runs in the prefetch thread."""
-        out = []
-        for j, indices in enumerate(micro_batches):
-            batch = self.task.collate([self.train_features[i] for i in indices],
-                                      generator(self.config.seed, epoch, k, j, self.dist.rank))
-            tokens = int(batch["attention_mask"].sum())
-            out.append((indices, host_ready(batch, pin=self.device.type == "cuda", training=True), tokens))
-        return out
-
     def _train_step(self, module, state: TrainState, micro_batches: list, k: int) -> int:
-        """One optimizer step (state.step + 1, the k-th of its epoch) over its micro-batches (_step_batches);
+        """One optimizer step (state.step + 1, the k-th of its epoch) over its micro-batches (step_batches);
         returns the number of (non-padding) tokens this process trained on. The losses stay on the device
         (self.losses); a non-finite step's update is skipped there, by the fused AdamW's `found_inf` (GradScaler's
         own with fp16), or else on the host, which then reads the step at once."""
