@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch that lies on disk (a plain `torch` requirement would pull a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test interop bench clean
+.PHONY: demo test test-fast interop bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The quick loop while working (under 2 minutes): everything but the `slow` tests.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
 
 # Interop with the latest transformers 5.x (the tests' oracle is 4.57.6): save here, load there, and back.
 INTEROP_VENV ?= .venv-transformers5

@@ -177,9 +177,9 @@ def main() -> None:
     if cpu_linear.fast_path_enabled(torch.bfloat16):
         models["ours-bf16"] = copy.deepcopy(ours).to(torch.bfloat16)
     if args.compile:
-        import torch._inductor.config
+        from torch._inductor import config as inductor
 
-        torch._inductor.config.freezing = True
+        inductor.freezing = True
         models["ours-fp32-compiled"] = torch.compile(copy.deepcopy(ours))
     print(f"machine: {machine()}")
     print(f"model: {args.size} {size}; oneDNN fp32 Linear: {cpu_linear.fast_path_enabled()}, "

@@ -11,6 +11,8 @@ import pytest
 
 from test_pipelines import CONTEXT, LONG_TEXT, NER_LABELS, QUESTIONS, TEXTS, assert_same, build, theirs
 
+pytestmark = pytest.mark.slow  # subprocesses: `make test-fast` leaves them out
+
 pytest.importorskip("transformers")
 
 

@@ -109,6 +109,7 @@ def test_forwards_never_read_device_values():
         heads["ForQuestionAnswering"](ids, mask, start_positions=positions, end_positions=positions).loss.backward()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", HEADS)
 def test_every_head_compiles_without_graph_breaks(head):
     """fullgraph=True raises at the first graph break: training (with labels) and inference, with padding."""
@@ -157,6 +158,7 @@ def test_masked_lm_steps_compile_once_and_padded_widths_bound_the_shapes():
     assert widths <= {16, 32, 48, 64} and 1 <= backend.graphs <= len(widths)  # dynamo may go dynamic sooner
 
 
+@pytest.mark.slow
 def test_train_compile_resumes_exactly(tmp_path, tiny, monkeypatch):
     """`train --compile`: 4 steps straight equal 2 steps, then 2 resumed from there. Dynamo and AOT autograd
     run as in a real run; inductor's code generation is left out (minutes on 2 cores; it passes here too)."""

@@ -9,6 +9,8 @@ import roberta_prelayernorm as rp
 from parity import HEADS, padded_batch, tiny_config_dict
 from roberta_prelayernorm import outputs
 
+pytestmark = pytest.mark.slow  # transformers' Trainer, torch.export, PEFT: `make test-fast` leaves them out
+
 
 def tiny(name: str, seed: int = 0, **overrides):
     config = rp.RobertaPreLayerNormConfig(**tiny_config_dict(num_hidden_layers=2, num_labels=2, **overrides))

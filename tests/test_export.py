@@ -8,6 +8,8 @@ from parity import HEADS
 from roberta_prelayernorm import cli, export
 from test_ecosystem import tiny
 
+pytestmark = pytest.mark.slow  # ONNX export and onnxruntime: `make test-fast` leaves them out
+
 pytest.importorskip("onnxruntime")
 
 

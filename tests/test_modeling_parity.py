@@ -251,6 +251,7 @@ def test_efficient_mlm_shape_runs_512_tokens(tmp_path):
         ours_model(torch.randint(3, 99, (1, 513)))
 
 
+@pytest.mark.slow
 def test_full_size_efficient_mlm_architecture_runs_512_tokens():
     """The real checkpoints' size: 24 layers, 1024 wide, 16 heads, 4096 intermediate, 514 positions."""
     config = rp.RobertaPreLayerNormConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,

@@ -21,6 +21,8 @@ import torch
 import roberta_prelayernorm as rp
 from training_utils import data, head, make_tiny_model
 
+pytestmark = pytest.mark.slow  # torchrun jobs: `make test-fast` leaves them out
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 TIMEOUT = 120  # seconds for one job (both nodes); a hung rendezvous or collective fails the test, not the session
 STEPS, SAVE = 4, 2  # one checkpoint mid-run (checkpoints/step-00000002), none at the end (save_every < total only)

@@ -233,6 +233,7 @@ def test_train_and_evaluate_errors_are_one_line(tmp_path, tiny):
     assert code == 2 and "epochs=inf" in err, err
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path, tiny):
     args = ["evaluate", "--task", "sequence-classification", "--model", tiny, "--data", tmp_path / "missing.jsonl",
             "--max-length", "64"]

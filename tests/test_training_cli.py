@@ -11,6 +11,8 @@ import torch
 import roberta_prelayernorm as rp
 from training_utils import data, head, make_tiny_model
 
+pytestmark = pytest.mark.slow  # subprocesses and DDP: `make test-fast` leaves them out
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 

@@ -39,13 +39,22 @@ def fused_on(params: list) -> bool:
     return bool(params) and all(p.is_cuda for p in params)
 
 
+def decay_groups(model: torch.nn.Module) -> tuple[list, list]:
+    """(decayed, not decayed) trainable parameters, by transformers' Trainer's rule: no weight decay for the
+    parameters of LayerNorm modules (whatever they are named: `lm_head.layer_norm` too) or for biases."""
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad and id(param) not in seen:  # a tied parameter once
+                seen.add(id(param))
+                (no_decay if isinstance(module, torch.nn.LayerNorm) or name == "bias" else decay).append(param)
+    return decay, no_decay
+
+
 def make_optimizer(model: torch.nn.Module, config, total: int):
-    """AdamW (no decay on biases and LayerNorm weights, as in BERT and RoBERTa training) with linear warm-up
-    and decay over `total` steps: (optimizer, scheduler)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
+    """AdamW (decay_groups: no decay on biases and LayerNorm weights, as in BERT and RoBERTa training) with
+    linear warm-up and decay over `total` steps: (optimizer, scheduler)."""
+    decay, no_decay = decay_groups(model)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate,
                                   betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon,
