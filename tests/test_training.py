@@ -221,3 +221,41 @@ def test_weight_decay_goes_where_transformers_module_type_rule_puts_it(head):
         decayed_by_trainer = trainer.get_decay_parameter_names(theirs)  # the prefix matched: no encoder weight
         assert "lm_head.dense.weight" in decayed_by_trainer
         assert not [name for name in decayed_by_trainer if name.startswith("roberta_prelayernorm.")]
+
+
+def test_evaluate_takes_the_options_train_takes(tmp_path, tiny):
+    """A tagger trained with label_all_pieces is evaluated with it (the loss counts every piece's label), from
+    Python and on the command line (evaluate has every task option train has)."""
+    import argparse
+
+    from roberta_prelayernorm.training import evaluate
+    from roberta_prelayernorm.training.cli import add_commands
+
+    trainer = Trainer(config(tmp_path, "token-classification", tiny, max_steps=3, label_all_pieces=True))
+    results = trainer.train()
+    kwargs = dict(max_length=64, batch_size=16)
+    again = evaluate("token-classification", str(tmp_path / "out" / "last"), trainer.config.validation,
+                     label_all_pieces=True, **kwargs)
+    assert again == pytest.approx(results, rel=1e-5)
+    first_pieces = evaluate("token-classification", str(tmp_path / "out" / "last"), trainer.config.validation,
+                            **kwargs)
+    assert first_pieces["loss"] != pytest.approx(results["loss"], rel=1e-5)  # the option changes what is scored
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--task", "token-classification", "--model", "m", "--data", "d",
+                              "--label-all-pieces", "--stride", "8", "--compile"])
+    assert args.label_all_pieces and args.stride == 8 and args.compile
+
+
+def test_resume_into_another_folder_without_best(tmp_path, tiny):
+    """A checkpoint resumed into a folder without its run's best/ (another output folder, or a machine given
+    only the checkpoint) finishes and chooses best/ again, instead of failing at the end."""
+    first = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=4, save_every=2, eval_every=2,
+                           output_dir=str(tmp_path / "first")))
+    first.train()
+    again = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=4, save_every=2, eval_every=2,
+                           output_dir=str(tmp_path / "again")))
+    again.train(resume=str(tmp_path / "first" / "checkpoints" / "step-00000002"))
+    assert again.best is not None and again.best["step"] == 4
+    assert {"best", "last", "config.json"} <= set(os.listdir(tmp_path / "again"))
+    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "again")

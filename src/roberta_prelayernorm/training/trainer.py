@@ -451,6 +451,12 @@ class Trainer:
         folder, saved = load_checkpoint(path, state, settings=self.settings(), distributed=self.dist,
                                         device=self.device)
         self.best = saved["best"]
+        if self.best and not os.path.isdir(os.path.join(self.config.output_dir, "best")):
+            # Resumed into another folder (or a machine given only the checkpoint): best/ is not here, so the
+            # later evaluations choose it again.
+            self.log(f"best/ (step {self.best['step']}) is not in {self.config.output_dir}: the best model is chosen "
+                     "again from the evaluations that follow")
+            self.best = None
         if self.dist.is_main and os.path.exists(self.metrics_path):
             # Entries past the checkpoint are redone by the resumed run; keep only those before it.
             with open(self.metrics_path, encoding="utf-8") as f:
@@ -489,9 +495,10 @@ def evaluate_model(model, task: Task, examples: list, features: list, batch_size
     return {"loss": loss_sum / len(features), **task.score(examples, features, outputs)}
 
 
-def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length: int = 128, stride: int = 32,
-             precision: str = "fp32", device: Optional[str] = None, **task_options) -> dict:
-    """The metrics of a saved model (folder or hub id, with its tokenizer) on a data file."""
+def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length: int = 128, precision: str = "fp32",
+             device: Optional[str] = None, compile: bool = False, **task_options) -> dict:
+    """The metrics of a saved model (folder or hub id, with its tokenizer) on a data file; `task_options` are
+    the task's own (stride, label_all_pieces, mlm_probability, mask_mode: as the model was trained with)."""
     from ..tokenizer import AutoTokenizer
 
     for name, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -499,7 +506,9 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
             raise ValueError(f"{name}={value!r} is not allowed: an int >= 1")
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    task_object = make_task(task, tokenizer, max_length, stride=stride, **task_options)
+    task_object = make_task(task, tokenizer, max_length, **task_options)
+    if compile:
+        task_object.pad_to_multiple_of = 64  # few shapes, each compiled once
     loaded = load_model(task_object, model)
     check_length(max_length=max_length, tokenizer=tokenizer, model_config=loaded.config)
     task_object.from_config(loaded.config)
@@ -508,8 +517,9 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     target = choose_device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-    return evaluate_model(loaded.to(target), task_object, examples, features, batch_size, target,
-                          autocast(precision, target))
+    loaded = loaded.to(target)
+    return evaluate_model(torch.compile(loaded) if compile else loaded, task_object, examples, features, batch_size,
+                          target, autocast(precision, target), host_mask=not compile)
 
 
 __all__ = ["Trainer", "TrainingConfig", "NonFiniteLossError", "evaluate", "evaluate_model", "find_checkpoint",
