@@ -108,9 +108,24 @@ def test_bad_settings_are_named(tmp_path, tiny):
         Trainer(config(tmp_path, "masked-lm", tiny, warmup_ratio=1.5))
 
 
+@pytest.mark.parametrize("read_at_the_log", [False, True])
 @pytest.mark.parametrize("action", ["stop", "skip"])
-def test_non_finite_loss(tmp_path, tiny, action):
-    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=5, on_nonfinite=action))
+def test_non_finite_loss(tmp_path, tiny, action, read_at_the_log, monkeypatch):
+    """A NaN at step 3 stops the run naming step 3, or is skipped with the weights left finite. With an optimizer
+    that skips a bad step itself (the fused AdamW's found_inf, as on CUDA; its CPU kernel here), the host reads
+    the losses only when the log needs them, and still names the step."""
+    import math
+
+    import roberta_prelayernorm.training.state as state
+    from roberta_prelayernorm.training.losses import StepLosses
+
+    reads = []
+    if read_at_the_log:
+        monkeypatch.setattr(state, "fused_on", lambda params: True)
+        settle = StepLosses.settle
+        monkeypatch.setattr(StepLosses, "settle", lambda self, s: reads.append(len(self.pending)) or settle(self, s))
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=8, log_every=4,
+                             on_nonfinite=action))
     calls = []
 
     def poison(module, inputs, output):  # the third forward pass (step 3) gives NaN logits
@@ -121,9 +136,14 @@ def test_non_finite_loss(tmp_path, tiny, action):
     if action == "stop":
         with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 \(epoch 0, batch 0"):
             trainer.train()
-    else:
-        trainer.train()
-        assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+        assert reads == ([4] if read_at_the_log else [])
+        return
+    trainer.train()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    losses = [entry["loss"] for entry in trainer.history if entry["split"] == "train"]
+    assert math.isnan(losses[0]) and math.isfinite(losses[1])
+    # steps 1-4 read at the first log, 5-6 for the checkpoint at the epoch's end (6 steps), 7-8 at the last log
+    assert reads == ([4, 2, 2] if read_at_the_log else [])
 
 
 def test_bf16_and_gradient_checkpointing_run_on_cpu(tmp_path, tiny):
