@@ -38,7 +38,7 @@ sys.path.insert(0, SRC)  # this working tree's package, installed or not
 from bench_pretraining import MASK_ID  # noqa: E402
 from common import BASE, EFFICIENT_MLM, LARGE, full_batch, same_weights  # noqa: E402
 from roberta_prelayernorm.modeling import VARLEN_ENV, positions_where  # noqa: E402
-from roberta_prelayernorm.training.collate import capacity, mask_tokens  # noqa: E402
+from roberta_prelayernorm.tasks.collate import capacity, mask_tokens  # noqa: E402
 
 RATE = 0.4
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)

@@ -26,7 +26,7 @@ MASK_ID = 50264
 def masked_batch(rate: float, batch_size: int, length: int, seed: int = 0):
     """(input_ids, attention_mask, labels, prediction_positions) of full blocks, masked as the trainer does."""
     from roberta_prelayernorm.modeling import positions_where
-    from roberta_prelayernorm.training.collate import capacity, mask_tokens
+    from roberta_prelayernorm.tasks.collate import capacity, mask_tokens
 
     input_ids, attention_mask = full_batch(batch_size, length, seed)
     g = torch.Generator().manual_seed(seed + 1)

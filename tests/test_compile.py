@@ -12,7 +12,7 @@ import torch
 
 import roberta_prelayernorm as rp
 from roberta_prelayernorm.modeling import positions_where
-from roberta_prelayernorm.training.collate import capacity, collate, mask_tokens
+from roberta_prelayernorm.tasks.collate import capacity, collate, mask_tokens
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,7 @@ import torch
 
 import roberta_prelayernorm as rp
 from roberta_prelayernorm.modeling import positions_where
-from roberta_prelayernorm.training.collate import capacity, mask_tokens
+from roberta_prelayernorm.tasks.collate import capacity, mask_tokens
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -352,7 +352,7 @@ def test_csv_text_cells_stay_text_and_a_bom_is_skipped(tmp_path):
 
 
 def test_a_masked_lm_batch_always_has_a_masked_token():
-    from roberta_prelayernorm.training.collate import mask_tokens
+    from roberta_prelayernorm.tasks.collate import mask_tokens
 
     ids = torch.tensor([[0, 5, 6, 2]])
     special = torch.tensor([[1, 0, 0, 1]])

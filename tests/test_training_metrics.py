@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from roberta_prelayernorm.training import metrics
-from roberta_prelayernorm.training.collate import collate, mask_tokens
+from roberta_prelayernorm.tasks import metrics
+from roberta_prelayernorm.tasks.collate import collate, mask_tokens
 
 
 def test_accuracy_and_macro_f1_match_sklearn():

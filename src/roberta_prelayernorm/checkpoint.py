@@ -22,21 +22,12 @@ from torch import nn
 
 from .config import RobertaPreLayerNormConfig
 from .files import atomic_folder, atomic_write, atomic_write_text
-from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
+from .hub import (BIN_INDEX, BIN_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, WEIGHT_FILES, CheckpointError,
+                  CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first)
 
 logger = logging.getLogger("roberta_prelayernorm")
-
-SAFE_WEIGHTS = "model.safetensors"
-SAFE_INDEX = "model.safetensors.index.json"
-BIN_WEIGHTS = "pytorch_model.bin"
-BIN_INDEX = "pytorch_model.bin.index.json"
-WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, BIN_WEIGHTS, BIN_INDEX)
 # Buffers older transformers releases saved; they are recomputed here, so they are dropped silently.
 IGNORED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is corrupt, incomplete or does not fit the config."""
 
 
 # -- reading weights ----------------------------------------------------------------------------------

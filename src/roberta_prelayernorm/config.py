@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from .hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
+from .hub import WEIGHT_FILES, CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "roberta-prelayernorm"
@@ -269,7 +269,6 @@ class RobertaPreLayerNormConfig:
         hub_kwargs = pop_hub_kwargs(kwargs)
         path = resolve_file(name_or_path, CONFIG_NAME, **hub_kwargs)
         if path is None:
-            from .checkpoint import WEIGHT_FILES  # here: checkpoint imports this module
 
             if resolve_first(name_or_path, WEIGHT_FILES, **hub_kwargs)[1] is not None:
                 raise CheckpointNotFoundError(

@@ -12,8 +12,20 @@ from typing import Optional, Sequence
 HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "subfolder")
 
 
+# A model's weight files, in the order they are looked for.
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+BIN_WEIGHTS = "pytorch_model.bin"
+BIN_INDEX = "pytorch_model.bin.index.json"
+WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, BIN_WEIGHTS, BIN_INDEX)
+
+
 class CheckpointNotFoundError(OSError):
     """Raised when a folder or hub id does not hold the file(s) a loader needs."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is corrupt, incomplete or does not fit the config."""
 
 
 def pop_hub_kwargs(kwargs: dict) -> dict:

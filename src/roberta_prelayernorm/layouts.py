@@ -27,8 +27,7 @@ import logging
 import re
 from typing import Optional
 
-from .checkpoint import CheckpointError
-from .hub import resolve_file
+from .hub import CheckpointError, resolve_file
 
 logger = logging.getLogger("roberta_prelayernorm")
 

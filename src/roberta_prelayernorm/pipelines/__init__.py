@@ -1,7 +1,7 @@
 """Task pipelines with transformers' call conventions and outputs: `pipeline("ner", model=folder_or_hub_id)`.
 
-Each task's pipeline lives in its own module, found through the task (roberta_prelayernorm.tasks); this one
-builds them and loads model and tokenizer. Modules
+Each task's pipeline lives in its own module and names its task (roberta_prelayernorm.tasks, which gives the
+head class); this one builds them and loads model and tokenizer. Modules
 (and torch) are imported when a pipeline is built, so importing the package stays light.
 """
 
@@ -15,10 +15,18 @@ DEFAULT_MODELS = {"fill-mask": "andreasmadsen/efficient_mlm_m0.40"}
 
 
 def pipeline_class(task: str) -> type:
-    """The pipeline class of a task name."""
+    """The pipeline class of a task name (any of the task's pipeline names); imported, with torch, when asked."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {sorted(TASKS)}")
-    return TASKS[task].pipeline_class()
+    from .fill_mask import FillMaskPipeline
+    from .multiple_choice import MultipleChoicePipeline
+    from .question_answering import QuestionAnsweringPipeline
+    from .text_classification import TextClassificationPipeline
+    from .token_classification import TokenClassificationPipeline
+
+    pipelines = (FillMaskPipeline, MultipleChoicePipeline, QuestionAnsweringPipeline, TextClassificationPipeline,
+                 TokenClassificationPipeline)
+    return next(cls for cls in pipelines if TASKS[cls.task] is TASKS[task])
 
 
 def pipeline(task: str, model=None, tokenizer=None, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs):

@@ -1,4 +1,4 @@
-"""What every task defines: its names, head class, pipeline, record format, and for training its examples,
+"""What every task defines: its names, head class, pipeline names, record format, and for training its examples,
 features, batches and scores. One file per task in this package holds all of that for its task.
 
 Importing a task does not import torch: the modules that need it are imported where they are used.
@@ -7,6 +7,8 @@ Importing a task does not import torch: the modules that need it are imported wh
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional
+
+MASK_MODES = ("80-10-10", "mask")  # masked-LM: what a chosen token becomes (collate.mask_tokens)
 
 if TYPE_CHECKING:
     import torch
@@ -30,10 +32,6 @@ class Task:
         """The model class with the task's head."""
         raise NotImplementedError
 
-    @staticmethod
-    def pipeline_class() -> type:
-        """The task's pipeline class."""
-        raise NotImplementedError
 
     @property
     def model_class(self) -> str:
@@ -68,8 +66,8 @@ class Task:
         return self.pad(features, ("input_ids", "attention_mask"), ("labels",))
 
     def pad(self, features: list[dict], padded: tuple[str, ...], stacked: tuple[str, ...] = ()) -> dict:
-        """training.collate.collate with this task's pad token, width multiple and length limit."""
-        from ..training.collate import collate
+        """collate.collate with this task's pad token, width multiple and length limit."""
+        from .collate import collate
 
         return collate(features, self.tokenizer.pad_token_id, padded, stacked, self.pad_to_multiple_of,
                        self.max_length)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..training import metrics
-from .base import Task, record_text
+from . import metrics
+from .base import MASK_MODES, Task, record_text
 
 
 class MaskedLM(Task):
@@ -28,7 +28,6 @@ class MaskedLM(Task):
 
     def __init__(self, tokenizer, max_length: int = 128, mlm_probability: float = 0.15,
                  mask_mode: str = "80-10-10"):
-        from ..training.config import MASK_MODES
 
         super().__init__(tokenizer, max_length)
         rate = mlm_probability
@@ -59,7 +58,7 @@ class MaskedLM(Task):
         """A masked batch with the masked positions as `prediction_positions` (B, K), K the static capacity of
         the batch's width, so the model predicts at those slots only (sparse prediction)."""
         from ..modeling import positions_where
-        from ..training.collate import capacity, mask_tokens
+        from .collate import capacity, mask_tokens
 
         batch = self.pad(features, ("input_ids", "attention_mask", "special_tokens_mask"))
         batch["input_ids"], batch["labels"] = mask_tokens(
@@ -84,8 +83,3 @@ class MaskedLM(Task):
         total, count = sum(s for s, _ in outputs), sum(c for _, c in outputs)
         loss = total / max(count, 1)
         return {"loss": loss, "perplexity": metrics.perplexity(loss), "masked_tokens": count}
-
-    @staticmethod
-    def pipeline_class() -> type:
-        from ..pipelines.fill_mask import FillMaskPipeline as pipeline
-        return pipeline

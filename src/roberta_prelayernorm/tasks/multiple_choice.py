@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..training import metrics
+from . import metrics
 from .base import Task, record_str_list, record_text
 
 
@@ -50,8 +50,3 @@ class MultipleChoice(Task):
     def score(self, examples, features, outputs):
         predictions = [max(range(len(row)), key=row.__getitem__) for row in outputs]
         return {"accuracy": metrics.accuracy(predictions, [e["label"] for e in examples])}
-
-    @staticmethod
-    def pipeline_class() -> type:
-        from ..pipelines.multiple_choice import MultipleChoicePipeline as pipeline
-        return pipeline

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..training import metrics
+from . import metrics
 from .base import Task, record_text
 
 
@@ -128,8 +128,3 @@ class QuestionAnswering(Task):
             windows.setdefault(feature["example"], []).append((feature, output))
         predictions = [self.predict(e, windows[n]) for n, e in enumerate(examples)]
         return metrics.squad_scores(predictions, [e["answers"]["text"] for e in examples])
-
-    @staticmethod
-    def pipeline_class() -> type:
-        from ..pipelines.question_answering import QuestionAnsweringPipeline as pipeline
-        return pipeline

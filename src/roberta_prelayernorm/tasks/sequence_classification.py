@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Optional
 
-from ..training import metrics
+from . import metrics
 from .base import Task, record_text
 
 if TYPE_CHECKING:
@@ -143,8 +143,3 @@ class SequenceClassification(Task):
     @property
     def metric(self) -> str:
         return "pearson" if self.kind == "regression" else "accuracy"
-
-    @staticmethod
-    def pipeline_class() -> type:
-        from ..pipelines.text_classification import TextClassificationPipeline as pipeline
-        return pipeline

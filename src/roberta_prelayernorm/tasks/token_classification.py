@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..training import metrics
+from . import metrics
 from .base import Task, record_str_list
 
 
@@ -97,8 +97,3 @@ class TokenClassification(Task):
         flat_p = [t for s in predictions for t in s]
         flat_r = [t for s in references for t in s]
         return {**scores, "accuracy": metrics.accuracy(flat_p, flat_r)}
-
-    @staticmethod
-    def pipeline_class() -> type:
-        from ..pipelines.token_classification import TokenClassificationPipeline as pipeline
-        return pipeline

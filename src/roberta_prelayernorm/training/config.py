@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..tasks import TASKS
+from ..tasks.base import MASK_MODES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 NONFINITE_ACTIONS = ("stop", "skip")
-MASK_MODES = ("80-10-10", "mask")
 
 
 def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):

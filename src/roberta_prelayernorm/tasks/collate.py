@@ -7,8 +7,6 @@ from typing import Optional
 
 import torch
 
-from .config import MASK_MODES
-
 # Keys padded with something other than the pad token: attention masks with 0, token labels with -100
 # (ignored by the loss).
 PAD_VALUES = {"attention_mask": 0, "labels": -100, "special_tokens_mask": 1}
@@ -49,12 +47,9 @@ def mask_tokens(input_ids: torch.Tensor, special: torch.Tensor, rate: float, mod
     number of slots per batch shape; the expected share is `rate` exactly.
     mode "80-10-10": a chosen token becomes <mask> 80% of the time, a random token 10%, stays itself 10%;
     mode "mask": every chosen token becomes <mask> (the efficient_mlm "-801010"-less variants).
-    Returns (masked input_ids, labels: the original id where chosen, -100 elsewhere).
+    Returns (masked input_ids, labels: the original id where chosen, -100 elsewhere). The rate and mode are
+    checked where they are set (the MaskedLM task).
     """
-    if not 0 < rate < 1:
-        raise ValueError(f"mlm masking rate must be in (0, 1), got {rate}")
-    if mode not in MASK_MODES:
-        raise ValueError(f"mask mode must be one of {MASK_MODES}, got {mode!r}")
     maskable = ~special.bool()
     share = rate * maskable.sum(1).double()  # (B,)
     counts = torch.minimum((share + torch.rand(share.shape, generator=generator, dtype=torch.float64)).floor(),
