@@ -1,5 +1,8 @@
-"""Fail on an import circle inside the package: every import counts, at the top of a module or inside a
-function (a lazy import is still a dependency). Prints each circle's modules; exit 1 if there is one.
+"""Fail on an import circle inside the package, or an import that runs up its layers: every import counts, at
+the top of a module or inside a function (a lazy import is still a dependency). Prints each; exit 1 if any.
+
+Layers, bottom up: the model and its files (every top-level module but the entry points), tasks/, then
+training/ and pipelines/ (side by side: neither imports the other), then the entry points (cli, demo).
 
     python tools/check_imports.py [src/roberta_prelayernorm]
 """
@@ -39,6 +42,28 @@ def imports_of(path: Path, name: str, package: str, known: set) -> set:
             if target.startswith(package) and target != name:
                 found.add(target)
     return found
+
+
+LAYERS = {"tasks": 1, "training": 2, "pipelines": 2}  # packages; other modules are 0, the entry points 3
+ENTRY_POINTS = ("cli", "demo", "__main__")
+
+
+def layer(module: str) -> tuple[int, str]:
+    """(level, package) of a module of the package."""
+    part = module.split(".")[1] if "." in module else ""
+    return (3 if part in ENTRY_POINTS else LAYERS.get(part, 0)), part
+
+
+def upward(graph: dict) -> list:
+    """(importer, imported) pairs that run up a layer or across to a side-by-side package."""
+    out = []
+    for name, targets in graph.items():
+        (level, part) = layer(name)
+        for target in sorted(targets):
+            (target_level, target_part) = layer(target)
+            if target_level > level or (level == 2 and target_level == 2 and target_part != part):
+                out.append((name, target))
+    return out
 
 
 def circles(graph: dict) -> list:
@@ -81,11 +106,13 @@ def main() -> int:
     # A package's __init__ re-exporting its modules is not a dependency of those modules on it.
     graph = {name: {t for t in imports_of(path, name, package, set(files)) if not name.startswith(t + ".")}
              for name, path in files.items()}
-    found = circles(graph)
+    found, up = circles(graph), upward(graph)
     for component in found:
         print("import circle: " + ", ".join(component))
-    print(f"{len(files)} modules, {len(found)} import circle(s)")
-    return 1 if found else 0
+    for name, target in up:
+        print(f"upward import: {name} imports {target}")
+    print(f"{len(files)} modules, {len(found)} import circle(s), {len(up)} upward import(s)")
+    return 1 if found or up else 0
 
 
 if __name__ == "__main__":

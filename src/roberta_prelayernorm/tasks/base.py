@@ -13,7 +13,7 @@ MASK_MODES = ("80-10-10", "mask")  # masked-LM: what a chosen token becomes (col
 if TYPE_CHECKING:
     import torch
 
-    from ..training.data import Record
+    from .records import Record
 
 
 class Task:

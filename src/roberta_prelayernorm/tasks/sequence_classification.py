@@ -9,7 +9,7 @@ from . import metrics
 from .base import Task, record_text
 
 if TYPE_CHECKING:
-    from ..training.data import Record
+    from .records import Record
 
 
 class SequenceClassification(Task):

@@ -11,7 +11,7 @@ from importlib import import_module
 
 # Imported on first use, so the command line's help does not load torch.
 _EXPORTS = {
-    "DataError": "data", "read_records": "data", "TASKS": "..tasks", "make_task": "..tasks",
+    "DataError": "..tasks.records", "read_records": "..tasks.records", "TASKS": "..tasks", "make_task": "..tasks",
     "NonFiniteLossError": "trainer", "Trainer": "trainer", "TrainingConfig": "config", "evaluate": "trainer",
     "evaluate_model": "trainer",
 }

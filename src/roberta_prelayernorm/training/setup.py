@@ -42,9 +42,9 @@ def setup_distributed() -> Distributed:
 
 
 def choose_device(device: Optional[str] = None, local_rank: Optional[int] = None) -> torch.device:
-    """`device` if given (checked: pipelines.base.as_device), else the GPU when CUDA is available, else the CPU;
+    """`device` if given (checked: devices.as_device), else the GPU when CUDA is available, else the CPU;
     a GPU without an index ("cuda") is this process's: cuda:LOCAL_RANK under torchrun, cuda:0 alone."""
-    from ..pipelines.base import as_device
+    from ..devices import as_device
 
     chosen = as_device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if chosen.type == "cuda" and chosen.index is None:

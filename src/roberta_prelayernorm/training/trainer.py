@@ -32,6 +32,7 @@ import torch.distributed as dist
 
 from ..files import atomic_write_text, check_output, exclusive_lock
 from ..tasks import Task, make_task
+from ..tasks.records import read_records
 from . import corpus
 from .card import model_card
 from .checkpoints import (
@@ -46,7 +47,6 @@ from .checkpoints import (
 )
 from .config import PRECISIONS, TrainingConfig
 from .curves import plot_curves
-from .data import read_records
 from .losses import NonFiniteLossError, Step, StepLosses
 from .batches import Prefetcher, step_batches, to_device
 from .setup import (Distributed, EpochPlan, autocast, choose_device, compile_modules, generator, setup_distributed,

@@ -1,7 +1,7 @@
 """Reading training data: JSON Lines or CSV files (or a `datasets` dataset saved to disk), one record per row.
 
 Every record is kept with where it came from, so a bad one is reported by file, line and field. Field types
-are checked by the task (see tasks.py); nothing is silently skipped.
+are checked by the task (see the task modules); nothing is silently skipped.
 
 In CSV files, list and object fields (tokens, tags, choices, answers, multi-label labels) are JSON text in
 their cell; numbers are parsed as numbers, except in text fields, which keep the cell as written ("1984",
