@@ -22,8 +22,7 @@ from torch import nn
 
 from .config import RobertaPreLayerNormConfig
 from .files import atomic_folder, atomic_write, atomic_write_text
-from .hub import (BIN_INDEX, BIN_WEIGHTS, SAFE_INDEX, SAFE_WEIGHTS, WEIGHT_FILES, CheckpointError,
-                  CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first)
+from .hub import WEIGHT_FILES, CheckpointError, CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 logger = logging.getLogger("roberta_prelayernorm")
 # Buffers older transformers releases saved; they are recomputed here, so they are dropped silently.
