@@ -70,6 +70,16 @@ def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **over
     return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
 
 
+def adopt_labels(task: Task, model) -> None:
+    """Give a model passed in the data's label names (when its head has the right size)."""
+    overrides = task.config_overrides()
+    if "id2label" in overrides:
+        if model.config.num_labels != len(overrides["id2label"]):
+            raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
+                             f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
+        model.config.update(overrides)
+
+
 def check_length(max_length: int, tokenizer, model_config) -> None:
     """max_length must fit the model's positions; the tokenizer learns the model's limit (saved with it)."""
     from ..config import max_sequence_length
@@ -133,7 +143,7 @@ class Trainer:
                 raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
             model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
         else:
-            self._adopt_labels(model)
+            adopt_labels(self.task, model)
         check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
@@ -160,15 +170,6 @@ class Trainer:
         self.metrics_path = os.path.join(config.output_dir, "metrics.jsonl")
         self.history: list[dict] = []
         self.best: Optional[dict] = None
-
-    def _adopt_labels(self, model) -> None:
-        """Give a model passed in the data's label names (when its head has the right size)."""
-        overrides = self.task.config_overrides()
-        if "id2label" in overrides:
-            if model.config.num_labels != len(overrides["id2label"]):
-                raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
-                                 f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
-            model.config.update(overrides)
 
     # -- helpers ----------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -400,21 +401,12 @@ class Trainer:
             self.log(f"validation: {shown}")
 
     def _maybe_save_best(self, results: dict, step: int) -> None:
-        metric, greater = self.task.metric, self.task.greater_is_better
-        value = results.get(metric)
-        if value is not None and math.isnan(value):
-            # An undefined metric (Pearson of constant labels or predictions): the lowest loss picks best/.
-            self.log(f"validation {metric} is NaN (constant labels or predictions?); best/ is chosen by the "
-                     "validation loss until it is a number")
-            metric, greater, value = "loss", False, results.get("loss")
-        if value is None or math.isnan(value):
-            return
-        if self.best is None or self.best["metric"] != metric:  # a real metric replaces the loss stand-in
-            better = self.best is None or metric == self.task.metric
-        else:
-            better = value > self.best["value"] if greater else value < self.best["value"]
-        if better:
-            self.best = {"metric": metric, "value": value, "step": step}
+        if math.isnan(results.get(self.task.metric, 0.0)):
+            self.log(f"validation {self.task.metric} is NaN (constant labels or predictions?); best/ is chosen by "
+                     "the validation loss until it is a number")
+        best = better_best(self.best, results, step, self.task.metric, self.task.greater_is_better)
+        if best is not None:
+            self.best = best
             if self.dist.is_main:
                 self._save_model(os.path.join(self.config.output_dir, "best"), {**results, "step": step})
 
@@ -464,6 +456,22 @@ class Trainer:
             atomic_write_text(self.metrics_path, "".join(kept))
             self.history = [json.loads(line) for line in kept]
         self.log(f"resumed from {folder} at step {state.step}")
+
+
+def better_best(best: Optional[dict], results: dict, step: int, metric: str, greater: bool) -> Optional[dict]:
+    """The new best ({"metric", "value", "step"}) if validation `results` beat `best`, else None. An undefined
+    metric (NaN: Pearson of constant labels or predictions) falls back to the lowest loss, until a real metric
+    replaces that stand-in."""
+    chosen, value = metric, results.get(metric)
+    if value is not None and math.isnan(value):
+        chosen, greater, value = "loss", False, results.get("loss")
+    if value is None or math.isnan(value):
+        return None
+    if best is None or best["metric"] != chosen:  # a real metric replaces the loss stand-in, never the reverse
+        better = best is None or chosen == metric
+    else:
+        better = value > best["value"] if greater else value < best["value"]
+    return {"metric": chosen, "value": value, "step": step} if better else None
 
 
 @torch.no_grad()
