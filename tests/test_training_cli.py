@@ -86,3 +86,14 @@ def test_ddp_on_the_memory_mapped_corpus_equals_ddp_on_json_lines(tmp_path):
     losses = [[json.loads(line)["loss"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
               for name in ("jsonl", "mmap")]
     assert losses[0] == losses[1] and len(losses[0]) == 2
+
+
+def test_demo_runs_at_a_tenth_of_its_scale(tmp_path):
+    """`make demo`'s job, smaller: every task trains, saves a loadable model and appears in the closing table."""
+    out = cli("demo", "--scale", 0.1, "--output", tmp_path / "demo").stdout
+    assert "Validation metrics on the shipped task sets" in out
+    tasks = ("masked-lm", "sequence-classification", "token-classification", "question-answering", "multiple-choice")
+    for task in tasks:
+        assert any(line.split()[:1] == [task] for line in out.splitlines()), task
+        assert {"best", "last", "metrics.jsonl", "config.json"} <= set(os.listdir(tmp_path / "demo" / task)), task
+    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "demo" / "sequence-classification")
