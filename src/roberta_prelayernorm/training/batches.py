@@ -20,11 +20,11 @@ def to_device(batch: dict, device: torch.device, keep_on_host: tuple[str, ...] =
             for key, value in batch.items()}
 
 
-def host_ready(batch: dict, pin: bool, training: bool) -> dict:
-    """A collated batch made ready in the background: for training, an attention mask without padding is
-    dropped (no mask at all lets SDPA run its fastest kernel); for a GPU, every tensor is page-locked."""
+def host_ready(batch: dict, pin: bool) -> dict:
+    """A collated training batch made ready in the background: an attention mask without padding is dropped
+    (no mask at all lets SDPA run its fastest kernel); for a GPU, every tensor is page-locked."""
     mask = batch.get("attention_mask")
-    if training and mask is not None and mask.dim() == 2 and bool(mask.all()):
+    if mask is not None and mask.dim() == 2 and bool(mask.all()):
         del batch["attention_mask"]
     return {key: value.pin_memory() for key, value in batch.items()} if pin else batch
 
@@ -39,7 +39,7 @@ def step_batches(task, features: list, micro_batches: list, device: torch.device
     for j, indices in enumerate(micro_batches):
         batch = task.collate([features[i] for i in indices], generator(seed, epoch, k, j, rank))
         tokens = int(batch["attention_mask"].sum())
-        out.append((indices, host_ready(batch, pin=device.type == "cuda", training=True), tokens))
+        out.append((indices, host_ready(batch, pin=device.type == "cuda"), tokens))
     return out
 
 
