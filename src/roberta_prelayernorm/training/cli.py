@@ -93,10 +93,16 @@ def run_train(args) -> int:
         given = recipe_settings(args.recipe, args.task, given, args.batch_size, int(os.environ.get("WORLD_SIZE", "1")),
                                 cuda)
     config = config_of(args, **given)
-    trainer = Trainer(config)
-    results = trainer.train(resume=args.resume)
-    if trainer.dist.is_main:
-        print(json.dumps(results))
+    try:
+        trainer = Trainer(config)
+        results = trainer.train(resume=args.resume)
+        if trainer.dist.is_main:
+            print(json.dumps(results), flush=True)
+    finally:
+        # A process group left to the interpreter's exit can abort it (gloo's threads outlive it) while the
+        # other ranks still talk to the rendezvous: every rank leaves the group first, together.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return 0
 
 
