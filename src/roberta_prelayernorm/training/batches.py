@@ -13,10 +13,11 @@ from typing import Callable
 import torch
 
 
-def to_device(batch: dict, device: torch.device, keep_on_host: tuple[str, ...] = ()) -> dict:
-    """The batch on `device` (copies that do not block the host), but the `keep_on_host` keys where they are:
-    a host attention mask lets the model decide padding-free packing without reading the device."""
-    return {key: value if key in keep_on_host else value.to(device, non_blocking=True)
+def to_device(batch: dict, device: torch.device, compiled: bool = False) -> dict:
+    """The batch on `device` (copies that do not block the host), but for an eager model the attention mask
+    where it is: a host mask lets the model decide padding-free packing without reading the device (a compiled
+    model runs the padded path, with the mask on the device)."""
+    return {key: value if key == "attention_mask" and not compiled else value.to(device, non_blocking=True)
             for key, value in batch.items()}
 
 

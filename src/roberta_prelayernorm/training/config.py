@@ -15,6 +15,7 @@ from ..tasks.base import MASK_MODES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 NONFINITE_ACTIONS = ("stop", "skip")
+COMPILED_PAD_MULTIPLE = 64  # batch lengths of a compiled model: multiples of this, so few shapes compile
 
 
 def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):
@@ -83,7 +84,7 @@ class TrainingConfig:
     @property
     def pad_multiple(self) -> int:
         """pad_to_multiple_of, or its default: 64 for a compiled model, else 1 (each batch at its longest)."""
-        return self.pad_to_multiple_of or (64 if self.compile else 1)
+        return self.pad_to_multiple_of or (COMPILED_PAD_MULTIPLE if self.compile else 1)
 
     def check(self) -> None:
         """Raise ValueError naming the first impossible setting."""

@@ -45,7 +45,7 @@ from .checkpoints import (
     save_model,
     save_top,
 )
-from .config import PRECISIONS, TrainingConfig
+from .config import COMPILED_PAD_MULTIPLE, PRECISIONS, TrainingConfig
 from .curves import plot_curves
 from .losses import NonFiniteLossError, Step, StepLosses
 from .batches import Prefetcher, step_batches, to_device
@@ -325,10 +325,9 @@ class Trainer:
         cfg, world = self.config, self.dist.world_size
         optimizer, scaler = state.optimizer, state.scaler
         examples = sum(len(indices) for indices, _, _ in micro_batches) * world
-        keep_on_host = () if cfg.compile else ("attention_mask",)  # eager: packing decided from the host mask
         losses = []
         for j, (indices, batch, _) in enumerate(micro_batches):
-            batch = to_device(batch, self.device, keep_on_host)
+            batch = to_device(batch, self.device, compiled=cfg.compile)
             last = j == len(micro_batches) - 1
             # Under DDP, gradients are averaged across processes only on the last micro-batch of a step.
             sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
@@ -384,7 +383,7 @@ class Trainer:
             features = self.task.features(examples)
         return evaluate_model(self.eval_module, self.task, examples, features, self.config.eval_batch_size or
                               2 * self.config.batch_size, self.device, self.autocast, self.dist, self.config.seed,
-                              host_mask=not self.config.compile)
+                              compiled=self.config.compile)
 
     # -- records ----------------------------------------------------------------------------------------
     def _record(self, entry: dict) -> None:
@@ -477,9 +476,9 @@ def better_best(best: Optional[dict], results: dict, step: int, metric: str, gre
 @torch.no_grad()
 def evaluate_model(model, task: Task, examples: list, features: list, batch_size: int, device,
                    autocast=contextlib.nullcontext, distributed: Optional[Distributed] = None, seed: int = 0,
-                   host_mask: bool = True) -> dict:
-    """Loss and metrics of `model` on features; under DDP each process runs a share, the results are gathered.
-    `host_mask`: the attention mask stays on the host, so an eager model packs without a device wait."""
+                   compiled: bool = False) -> dict:
+    """Loss and metrics of `model` (torch.compile'd: `compiled`) on features; under DDP each process runs a
+    share, the results are gathered."""
     distributed = distributed or Distributed()
     was_training = model.training
     model.eval()
@@ -488,7 +487,7 @@ def evaluate_model(model, task: Task, examples: list, features: list, batch_size
     for start in range(0, len(mine), batch_size):
         indices = mine[start:start + batch_size]
         batch = task.collate([features[i] for i in indices], generator(seed, indices[0]))
-        batch = to_device(batch, device, ("attention_mask",) if host_mask else ())
+        batch = to_device(batch, device, compiled)
         with autocast():
             output = model(**batch)
         loss_sum += output.loss.item() * len(indices)
@@ -516,7 +515,7 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     tokenizer = AutoTokenizer.from_pretrained(model)
     task_object = make_task(task, tokenizer, max_length, **task_options)
     if compile:
-        task_object.pad_to_multiple_of = 64  # few shapes, each compiled once
+        task_object.pad_to_multiple_of = COMPILED_PAD_MULTIPLE
     loaded = load_model(task_object, model)
     check_length(max_length=max_length, tokenizer=tokenizer, model_config=loaded.config)
     task_object.from_config(loaded.config)
@@ -527,7 +526,7 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
         raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     loaded = loaded.to(target)
     return evaluate_model(torch.compile(loaded) if compile else loaded, task_object, examples, features, batch_size,
-                          target, autocast(precision, target), host_mask=not compile)
+                          target, autocast(precision, target), compiled=compile)
 
 
 __all__ = ["Trainer", "TrainingConfig", "NonFiniteLossError", "evaluate", "evaluate_model", "find_checkpoint",
