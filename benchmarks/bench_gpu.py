@@ -16,6 +16,7 @@ each cell's error is recorded and the run carries on. Every figure goes to the J
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gc
 import json
@@ -37,6 +38,7 @@ sys.path.insert(0, SRC)  # this working tree's package, installed or not
 
 from bench_pretraining import MASK_ID  # noqa: E402
 from common import BASE, EFFICIENT_MLM, LARGE, full_batch, same_weights  # noqa: E402
+from roberta_prelayernorm import modeling  # noqa: E402
 from roberta_prelayernorm.modeling import VARLEN_ENV, positions_where  # noqa: E402
 from roberta_prelayernorm.tasks.collate import capacity, mask_tokens  # noqa: E402
 
@@ -210,6 +212,10 @@ class Bench:
         out["tokens_per_s"] = B * T / out["step_s"]
         if self.peak:
             out["mfu"] = out["tokens_per_s"] * self.flops_per_token(size, T) / self.peak
+        if column == "ours sparse eager" and self.cuda:  # the LM head's choice: vocabulary padded to 64 or not
+            with unpadded_vocabulary():
+                unpadded = self.measure(model, self.steps(model, batch, train=True), column)
+            out["tokens_per_s_unpadded_vocab"] = B * T / unpadded["step_s"]
         return {**info, **out}
 
     def finetune(self, row: str, column: str) -> dict:
@@ -292,6 +298,16 @@ class Bench:
         return train_flops_per_token(self.pair("RobertaPreLayerNormForMaskedLM", size)[1].config, length, RATE)
 
 
+@contextlib.contextmanager
+def unpadded_vocabulary():
+    padded_on = modeling.VOCAB_PADDED_ON
+    modeling.VOCAB_PADDED_ON = ()
+    try:
+        yield
+    finally:
+        modeling.VOCAB_PADDED_ON = padded_on
+
+
 def write_corpus(folder: str, words: int, size: dict) -> None:
     """corpus.jsonl of `words` random words (CPython's documentation vocabulary, fixed seed; at least one token
     each), a byte-level BPE tokenizer trained on part of it and a config of vocabulary 50265 (the real one's)."""
@@ -353,6 +369,8 @@ def cell_text(kind: str, cell) -> str:
                       "vs_bare": lambda v: f"{v:.2f}x of bare {human(cell['bare_tokens_per_s'])}"}[key](value))
     if "tokens_per_s_without_varlen" in cell:
         parts.append(f"re-padded SDPA instead of varlen: {human(cell['tokens_per_s_without_varlen'])} tok/s")
+    if "tokens_per_s_unpadded_vocab" in cell:
+        parts.append(f"vocabulary not padded: {human(cell['tokens_per_s_unpadded_vocab'])} tok/s")
     if cell.get("fullgraph_error"):
         parts.append("not fullgraph")
     return ", ".join(parts)
@@ -390,6 +408,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="tiny models and batches (2 timed steps): a CPU try")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--columns", nargs="+", choices=COLUMNS, default=list(COLUMNS), help="variants to run")
     parser.add_argument("--long", action=argparse.BooleanOptionalAction, default=True, help="the 32 x 512 row")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="eager variants only")
     parser.add_argument("--backend", default=None, help="torch.compile backend (inductor; aot_eager with --tiny, "
@@ -425,9 +444,10 @@ def main() -> None:
             mask = ragged_batch(*bench.shape(row))[1]
             entry["padding"], entry["useful_tokens"] = 1 - mask.float().mean().item(), int(mask.sum())
     jobs = [(row, column, ROWS[row][6][0]) for row in ORDER["eager"] if row in rows
-            for column in ROWS[row][5] if column.endswith("eager")]
+            for column in ROWS[row][5] if column.endswith("eager") and column in args.columns]
     if args.compile:
-        jobs += [(row, column, ROWS[row][6][1]) for row, column in COMPILE_ORDER if row in rows]
+        jobs += [(row, column, ROWS[row][6][1]) for row, column in COMPILE_ORDER
+                 if row in rows and column in args.columns]
     with tempfile.TemporaryDirectory() as workdir:
         bench.workdir = workdir
         for row, column, cost in jobs:

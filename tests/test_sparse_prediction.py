@@ -187,3 +187,37 @@ def test_trainer_steps_are_sparse_and_saved_models_answer_densely(tmp_path):
     model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(str(tmp_path / "out" / "last"))
     ids = torch.randint(4, model.config.vocab_size, (2, 9))
     assert model(ids, labels=ids).logits.shape == (2, 9, model.config.vocab_size)
+
+
+@pytest.mark.parametrize("head", ["dense", "positions", "config", "causal"])
+def test_vocabulary_padded_for_aligned_gemms_gives_the_same_logits_loss_and_gradients(head, monkeypatch):
+    """The LM head's vocabulary axis padded to a multiple of 64 (what it does on GPUs, forced here on the CPU):
+    logits at the real size (a view that still reshapes as (-1, V)), loss and gradients equal the unpadded ones."""
+    from roberta_prelayernorm import modeling
+
+    dense, sparse = pair(is_decoder=head == "causal")
+    model = sparse if head == "config" else dense
+    if head == "causal":
+        model = rp.RobertaPreLayerNormForCausalLM(model.config)
+        model.load_state_dict(dense.state_dict(), strict=False)
+    input_ids, attention_mask, token_type_ids, labels = mlm_batch()
+    kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels if head != "causal" else input_ids)
+    if head == "positions":
+        kwargs["prediction_positions"] = modeling.positions_where(labels.ne(-100), capacity=6)
+
+    def run():
+        model.zero_grad()
+        out = model(**kwargs)
+        out.loss.backward()
+        return out.logits, out.loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    logits, loss, grads = run()
+    monkeypatch.setattr(modeling, "VOCAB_PADDED_ON", ("cpu",))
+    padded_logits, padded_loss, padded_grads = run()
+    assert 99 % modeling.VOCAB_MULTIPLE and padded_logits.shape == logits.shape
+    assert not padded_logits.is_contiguous()  # the padded path ran: a view of 128-wide scores
+    assert padded_logits.reshape(-1, 99).shape == padded_logits.view(-1, 99).shape
+    torch.testing.assert_close(padded_logits, logits, rtol=0, atol=TOL)
+    assert abs(padded_loss.item() - loss.item()) < TOL
+    for a, b in zip(padded_grads, grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=TOL)

@@ -605,8 +605,23 @@ class RobertaPreLayerNormLMHead(nn.Module):
             decoder.weight.data[:keep] = self.decoder.weight.data[:keep]
         self.decoder = decoder
 
-    def forward(self, features):
-        return self.decoder(self.layer_norm(F.gelu(self.dense(features))))
+    def forward(self, features, keep_padding: bool = False):
+        """Logits (..., V). On devices in VOCAB_PADDED_ON the vocabulary axis is computed padded to a multiple of
+        VOCAB_MULTIPLE (aligned GEMMs: an odd V such as 50265 leaves cuBLAS its slower kernels), -inf in the
+        padding so softmax and the loss ignore it; the logits are then a view of its first V columns, or with
+        `keep_padding` the padded scores (V' columns) for the loss."""
+        x = self.layer_norm(F.gelu(self.dense(features)))
+        decoder, vocabulary = self.decoder, self.decoder.out_features
+        extra = -vocabulary % VOCAB_MULTIPLE
+        if not extra or x.device.type not in VOCAB_PADDED_ON or type(decoder) not in (Linear, nn.Linear):
+            return decoder(x)  # a replaced decoder (an adapter's) is called as it is
+        bias = decoder.bias if decoder.bias is not None else x.new_zeros(vocabulary)
+        scores = F.linear(x, F.pad(decoder.weight, (0, 0, 0, extra)), F.pad(bias, (0, extra), value=-math.inf))
+        return scores if keep_padding else scores[..., :vocabulary]
+
+
+VOCAB_MULTIPLE = 64
+VOCAB_PADDED_ON = ("cuda",)  # measured faster there (benchmarks/bench_gpu.py); CPUs run their own Linear path
 
 
 class RobertaPreLayerNormClassificationHead(nn.Module):
@@ -838,19 +853,19 @@ class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
         base = self.run_backbone(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                                  output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
                                  encoder_attention_mask=encoder_attention_mask, prediction_positions=positions)
-        logits = self.lm_head(base.last_hidden_state)  # (B, T, V), or (B, K, V) at the positions
+        scores = self.lm_head(base.last_hidden_state, keep_padding=True)  # (B, T, V'), or (B, K, V') at positions
         if positions is not None:
-            positions = positions.to(logits.device, non_blocking=True)
+            positions = positions.to(scores.device, non_blocking=True)
             valid = positions >= 0
             if labels is not None:
-                labels = labels_at(labels.to(logits.device), positions)
-            if prediction_positions is None:  # config.sparse_prediction: the M labelled positions, (M, V)
-                logits, labels = logits[valid], (labels[valid] if labels is not None else None)
-        loss = None
+                labels = labels_at(labels.to(scores.device), positions)
+            if prediction_positions is None:  # config.sparse_prediction: the M labelled positions, (M, V')
+                scores, labels = scores[valid], (labels[valid] if labels is not None else None)
+        logits, loss = scores[..., :self.lm_head.decoder.out_features], None
         if labels is not None:
             labels = labels.to(logits.device)
             check_labels("single_label_classification", labels, logits, "labels")
-            loss = loss_for("single_label_classification", logits, labels)
+            loss = loss_for("single_label_classification", scores, labels)
         return self.finish(MaskedLMOutput, return_dict, base, loss, logits=logits)
 
 
@@ -878,15 +893,15 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
                                  output_attentions, output_hidden_states, encoder_hidden_states=encoder_hidden_states,
                                  encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
                                  use_cache=use_cache)
-        logits = self.lm_head(base.last_hidden_state)  # (B, T, V)
-        loss = None
+        scores = self.lm_head(base.last_hidden_state, keep_padding=True)  # (B, T, V')
+        logits, loss = scores[..., :self.lm_head.decoder.out_features], None  # (B, T, V)
         if labels is not None:
             labels = labels.to(logits.device)
             mask = attention_mask[:, -labels.size(1):] if attention_mask is not None else None
             labels = ignore_padding(labels, mask)
             check_labels("single_label_classification", labels, logits, "labels")
             # Each position predicts the next token.
-            loss = loss_for("single_label_classification", logits[:, :-1], labels[:, 1:])
+            loss = loss_for("single_label_classification", scores[:, :-1], labels[:, 1:])
         return self.finish(CausalLMOutputWithCrossAttentions, return_dict, base, loss, logits=logits)
 
     @torch.no_grad()
