@@ -115,6 +115,21 @@ class PreTrainedMixin:
             if module is not self and hasattr(module, "_tie_weights"):
                 module._tie_weights()
 
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        """nn.Module's state dict, every key transformers has, with each tied key (`_tied_weights_keys`) holding
+        a copy rather than the tensor another key holds: safetensors refuses aliased tensors, and transformers'
+        plain Trainer saves `state_dict()` with it. The copy costs the tied tensor's memory while the dict lives
+        (the word embeddings once); save_pretrained stores tied weights once and makes no copy."""
+        state = super().state_dict(*args, destination=destination, prefix=prefix, keep_vars=keep_vars)
+        if keep_vars:  # the parameters themselves were asked for
+            return state
+        for key in self._tied_weights_keys:
+            tensor = state.get(prefix + key)
+            if tensor is not None and not tensor.is_meta and any(
+                    other is not tensor and other.data_ptr() == tensor.data_ptr() for other in state.values()):
+                state[prefix + key] = tensor.clone()
+        return state
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.backbone().get_input_embeddings()
 
@@ -201,18 +216,21 @@ class PreTrainedMixin:
             raise TypeError(f"save_pretrained got unexpected keyword argument(s) {', '.join(unknown)}")
         if not is_main_process:
             return
-        state = self.state_dict() if state_dict is None else state_dict
+        state = nn.Module.state_dict(self) if state_dict is None else state_dict  # tied tensors aliased, not copied
         if any(key.endswith("_packed_params") for key in state):
             raise ValueError(
                 "save_pretrained cannot save an int8-quantized model: its Linear layers hold packed int8 weights "
                 "that no loader reads back. Save the float model and load it with quantize='int8' instead."
             )
-        tied = set(self._tied_weights_keys)
+        # A tied key is left out where it aliases a kept tensor, or where the model ties it (a state_dict() copy).
+        parameters = dict(self.named_parameters(remove_duplicate=False))
+        tied = {key for key in self._tied_weights_keys if key in parameters}
+        tied_here = {key for key in tied if any(p is parameters[key] for other, p in parameters.items() if other != key)}
         kept = {tensor.data_ptr() for key, tensor in state.items() if key not in tied}
         tensors = {
             key: tensor.detach().to("cpu").contiguous()
             for key, tensor in state.items()
-            if not (key in tied and tensor.data_ptr() in kept)
+            if not (key in tied and (key in tied_here or tensor.data_ptr() in kept))
         }
         config = copy.deepcopy(self.config)  # the saved config names the class and dtype; the model's stays as is
         config.architectures = [type(self).__name__]
