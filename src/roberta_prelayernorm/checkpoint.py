@@ -225,7 +225,8 @@ class PreTrainedMixin:
         # A tied key is left out where it aliases a kept tensor, or where the model ties it (a state_dict() copy).
         parameters = dict(self.named_parameters(remove_duplicate=False))
         tied = {key for key in self._tied_weights_keys if key in parameters}
-        tied_here = {key for key in tied if any(p is parameters[key] for other, p in parameters.items() if other != key)}
+        tied_here = {key for key in tied
+                     if any(p is parameters[key] for other, p in parameters.items() if other != key)}
         kept = {tensor.data_ptr() for key, tensor in state.items() if key not in tied}
         tensors = {
             key: tensor.detach().to("cpu").contiguous()
