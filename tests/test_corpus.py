@@ -24,13 +24,16 @@ from training_utils import data, head, make_tiny_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+CHUNK = 1400  # bytes of text: the 48 documents (6631 bytes) in 5 chunks
+
+
 @pytest.fixture(scope="module")
 def corpus(tiny, tmp_path_factory):
     """The first 48 records of the demo corpus as JSON Lines, and as a folder written by tokenize-corpus."""
     folder = tmp_path_factory.mktemp("corpus")
     jsonl = head(data("corpus.jsonl"), 48, folder / "train.jsonl")
     assert main(["tokenize-corpus", str(jsonl), "--tokenizer", tiny, "--output", str(folder / "dir"),
-                 "--chunk-documents", "10", "--no-progress"]) == 0
+                 "--chunk-bytes", str(CHUNK), "--no-progress"]) == 0
     return str(jsonl), str(folder / "dir")
 
 
@@ -72,26 +75,26 @@ def test_a_killed_tokenize_corpus_continues_without_redoing_chunks(tiny, corpus,
     jsonl, straight = corpus
     tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
     with pytest.raises(KeyboardInterrupt):
-        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=3), str(tmp_path / "dir"), 10, progress=False)
+        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=3), str(tmp_path / "dir"), CHUNK, progress=False)
     assert sorted(os.listdir(tmp_path / "dir" / ".chunks")) == [
         "chunk-000000.bin", "chunk-000000.len", "chunk-000001.bin", "chunk-000001.len", "plan.json"]
     assert not os.path.exists(tmp_path / "dir" / "corpus.json")
     again = Tokenizer(tokenizer)
-    write_corpus([jsonl], again, str(tmp_path / "dir"), 10, progress=False)
+    write_corpus([jsonl], again, str(tmp_path / "dir"), CHUNK, progress=False)
     assert again.calls == 3  # chunks 2, 3 and 4 of 5
     for name in ("tokens.bin", "documents.npy", "corpus.json"):
         assert (tmp_path / "dir" / name).read_bytes() == open(os.path.join(straight, name), "rb").read(), name
     with pytest.raises(CorpusError, match="already holds a finished corpus"):
-        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), 10, progress=False)
+        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), CHUNK, progress=False)
 
 
 def test_a_partial_corpus_of_other_settings_is_refused(tiny, corpus, tmp_path):
     jsonl, _ = corpus
     tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
     with pytest.raises(KeyboardInterrupt):
-        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=2), str(tmp_path / "dir"), 10, progress=False)
+        write_corpus([jsonl], Tokenizer(tokenizer, fail_at=2), str(tmp_path / "dir"), CHUNK, progress=False)
     with pytest.raises(CorpusError, match="holds a partial corpus of other files, tokenizer or chunk size"):
-        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), 20, progress=False)
+        write_corpus([jsonl], tokenizer, str(tmp_path / "dir"), 2 * CHUNK, progress=False)
 
 
 def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
@@ -179,3 +182,30 @@ def test_epoch_plan_ranks_take_disjoint_blocks_and_scale():
     # a corpus of 10^9 blocks: the plan is made per step, the shuffle only when a step is asked for
     huge = EpochPlan(10**9, generator(42, 0), 32, 128, Distributed())
     assert len(huge) == math.ceil(10**9 / 32 / 128) and huge.order is None
+
+
+def test_a_line_that_is_not_utf8_is_named(tiny, tmp_path, capsys):
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("fine\n".encode() + "café\n".encode("latin-1"))
+    assert main(["tokenize-corpus", str(text), "--tokenizer", tiny, "--output", str(tmp_path / "out"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{text}:2: not UTF-8 text" in err and "0xe9" in err
+
+
+@pytest.mark.slow
+def test_tokenize_corpus_memory_is_bounded_by_bytes_not_documents(tiny, tmp_path):
+    # 16 MB of 5 KB documents: one chunk of 3,200 documents by the old count held every token list (1.1 GB
+    # resident with this small vocabulary's short tokens).
+    words = " ".join(f"word{i % 997} and more" for i in range(320))[:5000]
+    text = tmp_path / "big.txt"
+    with open(text, "w") as f:
+        for i in range(3200):
+            f.write(f"{i} {words}\n")
+    code = ("import resource, sys; from roberta_prelayernorm.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "tokenize-corpus", str(text), "--tokenizer", tiny,
+                           "--output", str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stderr.strip().splitlines()[-1])
+    assert peak < 400, f"tokenize-corpus over 16 MB peaked at {peak} MB"

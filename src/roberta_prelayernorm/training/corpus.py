@@ -55,8 +55,13 @@ def read_texts(paths: list[str]) -> Iterator[str]:
     """The documents of the files in order: each non-empty line of a text file, or the "text" of each record
     of a .jsonl file."""
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise CorpusError(f"{path}:{number}: not UTF-8 text (byte {err.start + 1} of the line is "
+                                      f"{raw[err.start]:#04x}); only UTF-8 files are read") from None
                 if not line.strip():
                     continue
                 if path.endswith(".jsonl"):
@@ -71,19 +76,42 @@ def read_texts(paths: list[str]) -> Iterator[str]:
                     yield line.rstrip("\r\n")
 
 
-def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int = 100_000,
+# Memory is bounded by bytes of text, not documents: a chunk (the unit of resumption) holds its texts and
+# their token stream as an array; the tokenizer's token lists (up to ~100 bytes of memory per byte of text
+# with a small vocabulary's short tokens) are made and turned into arrays BATCH_BYTES of text at a time.
+CHUNK_BYTES = 32_000_000
+BATCH_BYTES = 1_000_000
+
+
+def by_bytes(texts: Iterator[str], limit: int) -> Iterator[tuple[list[str], int]]:
+    """Consecutive runs of `texts` and their size: each run ends once it reaches `limit` bytes of UTF-8 text
+    (a newline counted after each text; a text longer than `limit` is a run of its own)."""
+    run, size = [], 0
+    for text in texts:
+        run.append(text)
+        size += len(text.encode("utf-8")) + 1
+        if size >= limit:
+            yield run, size
+            run, size = [], 0
+    if run:
+        yield run, size
+
+
+def write_corpus(paths: list[str], tokenizer, output: str, chunk_bytes: int = CHUNK_BYTES,
                  progress: bool = True) -> dict:
-    """Tokenize `paths` into the corpus folder `output` (resuming a killed run); returns the metadata."""
+    """Tokenize `paths` into the corpus folder `output` (resuming a killed run); returns the metadata.
+
+    A chunk ends once its documents reach `chunk_bytes` bytes of UTF-8 text (see by_bytes)."""
     from tqdm.auto import tqdm
 
     for path in paths:
         if not os.path.isfile(path):
             raise CorpusError(f"TEXT_FILES: {path!r} is not a file")
-    if chunk_documents < 1:
-        raise CorpusError(f"chunk_documents={chunk_documents} must be >= 1")
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise CorpusError(f"chunk_bytes={chunk_bytes!r} must be an int >= 1")
     vocab = len(tokenizer)
     plan = {"format": FORMAT_VERSION, "tokenizer_sha256": tokenizer_hash(tokenizer), "vocab_size": vocab,
-            "dtype": "uint16" if vocab <= 2**16 else "uint32", "chunk_documents": chunk_documents,
+            "dtype": "uint16" if vocab <= 2**16 else "uint32", "chunk_bytes": chunk_bytes,
             "sources": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in paths]}
     if is_corpus(output):
         raise CorpusError(f"--output {output!r} already holds a finished corpus; choose another folder")
@@ -100,30 +128,21 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_documents: int 
     dtype = np.dtype(plan["dtype"])
 
     def write_chunk(i, texts):
-        encoding = tokenizer(texts, verbose=False)["input_ids"]
-        lengths = np.array([len(ids) for ids in encoding], dtype=np.int64)
-        stream = np.fromiter((t for ids in encoding for t in ids), dtype=dtype, count=int(lengths.sum()))
-        atomic_write(chunk_path(chunks, i, "bin"), stream.tofile)
-        save_array(chunk_path(chunks, i, "len"), lengths)  # last: its presence marks the chunk done
+        lengths, streams = [], []
+        for batch, _ in by_bytes(texts, BATCH_BYTES):
+            encoding = tokenizer(batch, verbose=False)["input_ids"]
+            lengths.extend(len(ids) for ids in encoding)
+            streams.append(np.fromiter((t for ids in encoding for t in ids), dtype=dtype))
+        atomic_write(chunk_path(chunks, i, "bin"), np.concatenate(streams).tofile)
+        save_array(chunk_path(chunks, i, "len"), np.array(lengths, dtype=np.int64))  # last: marks the chunk done
 
     total_bytes = sum(s["bytes"] for s in plan["sources"])
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="tokenize", disable=not progress)
-    count, texts, done_bytes = 0, [], 0
-
-    def flush():
-        nonlocal count, texts
-        if not os.path.exists(chunk_path(chunks, count, "len")):  # finished chunks of a killed run are kept
-            write_chunk(count, texts)
-        count, texts = count + 1, []
-        bar.update(done_bytes - bar.n)
-
-    for text in read_texts(paths):
-        texts.append(text)
-        done_bytes += len(text.encode("utf-8")) + 1
-        if len(texts) == chunk_documents:
-            flush()
-    if texts:
-        flush()
+    count = 0
+    for count, (texts, size) in enumerate(by_bytes(read_texts(paths), chunk_bytes), 1):
+        if not os.path.exists(chunk_path(chunks, count - 1, "len")):  # finished chunks of a killed run are kept
+            write_chunk(count - 1, texts)
+        bar.update(size)
     bar.update(max(total_bytes - bar.n, 0))  # the text's bytes approximate the files' (blank lines, JSON)
     bar.close()
     return _join_chunks(output, plan, count)
@@ -147,7 +166,7 @@ def _join_chunks(output: str, plan: dict, count: int) -> dict:
 
     atomic_write(os.path.join(output, TOKENS), write_tokens)
     save_array(os.path.join(output, DOCUMENTS), offsets)
-    metadata = {**{k: v for k, v in plan.items() if k != "chunk_documents"},
+    metadata = {**{k: v for k, v in plan.items() if k != "chunk_bytes"},
                 "documents": len(offsets) - 1, "tokens": int(offsets[-1])}
     atomic_write_text(os.path.join(output, METADATA), json.dumps(metadata, indent=2) + "\n")
     shutil.rmtree(chunks)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .corpus import CHUNK_BYTES
+
 EXAMPLES = """examples:
   # tokenize a corpus (one document per line; .jsonl files: one {"text": ...} per line) with a model's tokenizer
   roberta-prelayernorm tokenize-corpus wiki.txt books.txt --tokenizer andreasmadsen/efficient_mlm_m0.40 \\
@@ -34,8 +36,9 @@ def add_commands(subparsers) -> None:
                         help="text files (a document per non-empty line) or .jsonl files (a \"text\" per record)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id")
     parser.add_argument("--output", required=True, help="the corpus folder to write")
-    parser.add_argument("--chunk-documents", type=int, default=100_000,
-                        help="documents per chunk, the unit of resumption (default 100000)")
+    parser.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES,
+                        help="bytes of text per chunk, the unit of resumption; memory grows with it (about 30 "
+                             f"times it while a chunk is tokenized; default {CHUNK_BYTES})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_tokenize_corpus)
 
@@ -46,7 +49,7 @@ def run_tokenize_corpus(args) -> int:
     from .corpus import write_corpus
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    metadata = write_corpus(args.text_files, tokenizer, args.output, args.chunk_documents,
+    metadata = write_corpus(args.text_files, tokenizer, args.output, args.chunk_bytes,
                             progress=not args.no_progress)
     print(json.dumps({k: metadata[k] for k in ("documents", "tokens", "dtype", "vocab_size")}))
     return 0
