@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "roberta_prelayernorm.training.cli",
     "roberta_prelayernorm.training.corpus_cli",
     "roberta_prelayernorm.pipelines.cli",
+    "roberta_prelayernorm.serve.cli",
     "roberta_prelayernorm.convert",
     "roberta_prelayernorm.export",
 )

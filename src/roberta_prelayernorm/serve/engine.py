@@ -1,0 +1,249 @@
+"""The model side of the server: a model of any task loaded once, and the one thread that runs it.
+
+Requests become *jobs*: their inputs' features (the pipelines' own, see pipelines/base.py) waiting in a queue.
+The batcher thread takes what is waiting, oldest first, up to `max_batch_tokens` (rows x longest row: what a
+padded batch costs), runs the pipeline's batched forward on it, and finishes each job whose features have all
+run with the pipeline's own postprocessing. A job's features may run in several batches. Work of a client that
+has gone (cancelled) is dropped before it runs. The event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from ..pipelines import pipeline_class
+from ..pipelines.base import run_batches
+
+logger = logging.getLogger("roberta_prelayernorm.serve")
+
+PRECISIONS = ("fp32", "bf16", "int8")
+# Each task's route, and an input to warm it up with (the first forwards on a CPU pack weights, slowly).
+TASK_ROUTES = {"text-classification": "/predict", "token-classification": "/tag", "question-answering": "/answer",
+               "multiple-choice": "/choose", "fill-mask": "/fill-mask"}
+
+
+@dataclass
+class Limits:
+    """What one server accepts (the serve command's flags)."""
+
+    max_batch_tokens: int = 16384
+    max_concurrent_requests: int = 512
+    max_inputs_per_request: int = 256
+    max_body_bytes: int = 1 << 20
+    max_input_length: Optional[int] = None  # None: the model's
+    truncate: bool = False  # the default of a request's "truncate"
+    request_timeout: float = 60.0
+
+
+def task_of(config, task: Optional[str] = None) -> Optional[str]:
+    """The pipeline task of a model: `task` if given, else the one whose head config.architectures names;
+    None for a model without a task head (the bare encoder), which embeds and tokenizes only."""
+    from ..tasks import PIPELINE_TASKS
+
+    if task is not None:
+        if task not in PIPELINE_TASKS:
+            raise ValueError(f"--task {task!r} is not one of {', '.join(sorted(PIPELINE_TASKS))}")
+        return PIPELINE_TASKS[task].pipeline_names[0]
+    architecture = (config.architectures or ["RobertaPreLayerNormModel"])[0]
+    return next((t.pipeline_names[0] for t in PIPELINE_TASKS.values() if t.head_class().__name__ == architecture),
+                None)
+
+
+class Engine:
+    """A model, its tokenizer and the pipelines that run it: the task's (if it has one) and embeddings."""
+
+    def __init__(self, model: str, task: Optional[str] = None, device=None, precision: str = "fp32",
+                 limits: Optional[Limits] = None):
+        import torch
+
+        from ..auto import AutoConfig, AutoModel
+        from ..devices import as_device
+        from ..tokenizer import AutoTokenizer
+        from .embed import EmbeddingPipeline
+
+        self.limits = limits = limits or Limits()
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.device, self.precision, self.name = as_device(device or "cpu"), precision, model
+        if precision == "int8" and self.device.type != "cpu":
+            raise ValueError(f"--precision int8 runs on the CPU only, not on --device {self.device}; use bf16 there")
+        self.task = task_of(AutoConfig.from_pretrained(model), task)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        loader = AutoModel if self.task is None else _head_class(self.task)
+        self.model = loader.from_pretrained(model, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
+                                            quantize="int8" if precision == "int8" else None).to(self.device).eval()
+        # Every feature of a chunk the batcher takes fits one padded batch: a chunk has at most
+        # max_batch_tokens features (each at least one token), so run_batches runs it as one forward.
+        self.pipes = {"embed": EmbeddingPipeline(self.model, self.tokenizer, batch_size=limits.max_batch_tokens)}
+        if self.task is not None:
+            self.pipes[self.task] = pipeline_class(self.task)(self.model, self.tokenizer,
+                                                              batch_size=limits.max_batch_tokens)
+        longest = self.tokenizer.model_max_length  # the model's, after the pipelines fitted the tokenizer to it
+        if limits.max_input_length is not None:
+            if limits.max_input_length > longest:
+                raise ValueError(f"--max-input-length {limits.max_input_length} is more than the model takes "
+                                 f"({longest} tokens)")
+            self.tokenizer.model_max_length = longest = limits.max_input_length
+        self.max_input_length = longest
+        if limits.max_batch_tokens < longest:
+            raise ValueError(f"--max-batch-tokens {limits.max_batch_tokens} is less than the longest input allowed "
+                             f"({longest} tokens): such an input could never run; raise it or lower "
+                             "--max-input-length")
+
+    @property
+    def labels(self) -> Optional[list]:
+        if self.task in ("text-classification", "token-classification"):
+            id2label = self.model.config.id2label
+            return [id2label[i] for i in range(len(id2label))]
+        return None
+
+    def warm_up(self) -> None:
+        """One call of each pipeline, so the first request does not pay for weight packing and allocation."""
+        samples = {"text-classification": "Hello world", "token-classification": "Jim Henson lives in Paris",
+                   "question-answering": {"question": "Who?", "context": "Jim Henson was a puppeteer"},
+                   "multiple-choice": {"prompt": "It rained", "choices": ["so we stayed in", "so we swam"]},
+                   "fill-mask": f"Hello {self.tokenizer.mask_token} world", "embed": "Hello world"}
+        for name, pipe in self.pipes.items():
+            pipe([samples[name]])
+
+
+class Job:
+    """One request's work: its inputs' features, their outputs as they come, and the callback that answers."""
+
+    def __init__(self, pipe, items: list, features: list[list[dict]], options: dict, single: bool,
+                 answer: Callable[[object, Optional[BaseException]], None]):
+        self.pipe, self.items, self.features, self.options, self.single = pipe, items, features, options, single
+        self.flat = [feature for per_item in features for feature in per_item]
+        self.outputs: list = [None] * len(self.flat)
+        self.remaining = len(self.flat)  # features whose outputs have not come yet
+        self.scheduled = 0  # features handed to a batch so far
+        self.answer, self.cancelled = answer, False
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(feature["input_ids"]) for feature in self.flat)
+
+    def finish(self) -> None:
+        """Postprocess every input with its features' outputs (the pipeline's own code) and answer."""
+        results, start = [], 0
+        for item, per_item in zip(self.items, self.features):
+            outputs = self.outputs[start:start + len(per_item)]
+            start += len(per_item)
+            results.append(self.pipe.postprocess(item, per_item, outputs, self.options))
+        self.answer(self.pipe.finish(self.items, results, self.single, self.options), None)
+
+
+class Batcher:
+    """The thread that runs the model: takes waiting features up to max_batch_tokens, one forward at a time."""
+
+    def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
+                 on_drop: Callable[[Job], None] = lambda _: None):
+        self.engine, self.on_batch, self.on_drop = engine, on_batch, on_drop
+        self.pending: collections.deque[Job] = collections.deque()
+        self.condition = threading.Condition()
+        self.stopping, self.ready = False, False
+        self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        with self.condition:
+            self.stopping = True
+            self.condition.notify()
+        self.thread.join()
+
+    def submit(self, job: Job) -> None:
+        with self.condition:
+            self.pending.append(job)
+            self.condition.notify()
+
+    def cancel(self, job: Job) -> None:
+        """Drop a job's features not yet run (its client went away or timed out)."""
+        with self.condition:
+            job.cancelled = True
+
+    @property
+    def queued_features(self) -> int:
+        return sum(len(job.flat) - job.scheduled for job in list(self.pending))
+
+    def run(self) -> None:
+        import torch
+
+        torch.set_grad_enabled(False)
+        try:
+            self.engine.warm_up()
+        finally:
+            self.ready = True  # a failed warm-up shows in the log; requests then show what is wrong
+        while True:
+            with self.condition:
+                while not self.pending and not self.stopping:
+                    self.condition.wait()
+                if not self.pending:
+                    return
+                batch = self.take()
+            if batch:
+                self.execute(batch)
+
+    def take(self) -> list[tuple[Job, int]]:
+        """(job, feature index) pairs for one forward: the oldest job's pipeline, oldest jobs first, as many
+        features as fit max_batch_tokens. Cancelled jobs leave the queue here, before their work runs."""
+        for job in [job for job in self.pending if job.cancelled]:
+            self.pending.remove(job)
+            self.on_drop(job)
+        if not self.pending:
+            return []
+        pipe, budget = self.pending[0].pipe, self.engine.limits.max_batch_tokens
+        taken: list[tuple[Job, int]] = []
+        width = 0
+        for job in self.pending:
+            if job.pipe is not pipe:
+                continue
+            while job.scheduled < len(job.flat):
+                n = len(job.flat[job.scheduled]["input_ids"])
+                if taken and (len(taken) + 1) * max(width, n) > budget:
+                    break
+                taken.append((job, job.scheduled))
+                width = max(width, n)
+                job.scheduled += 1
+            if job.scheduled < len(job.flat):
+                break  # the batch is full
+        for job in [job for job in self.pending if job.scheduled == len(job.flat)]:
+            self.pending.remove(job)
+        return taken
+
+    def execute(self, batch: list[tuple[Job, int]]) -> None:
+        pipe = batch[0][0].pipe
+        features = [job.flat[index] for job, index in batch]
+        started = time.perf_counter()
+        jobs = list(dict.fromkeys(job for job, _ in batch))
+        try:
+            outputs = run_batches(pipe, features)
+        except Exception as err:  # noqa: BLE001 - the requests of this batch get the error (a 500)
+            for job in jobs:
+                job.cancelled = True
+                job.answer(None, err)
+            return
+        self.on_batch(len(features), len(features) * max(len(f["input_ids"]) for f in features),
+                      time.perf_counter() - started)
+        for (job, index), output in zip(batch, outputs):
+            job.outputs[index] = output
+            job.remaining -= 1
+        for job in jobs:
+            if job.remaining == 0 and not job.cancelled:
+                try:
+                    job.finish()
+                except Exception as err:  # noqa: BLE001 - that request's error (a 500)
+                    job.answer(None, err)
+
+
+def _head_class(task: str) -> type:
+    from ..tasks import PIPELINE_TASKS
+
+    return PIPELINE_TASKS[task].head_class()
