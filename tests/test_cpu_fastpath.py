@@ -270,3 +270,54 @@ def test_int8_without_the_fast_path_keeps_torchs_stock_layers():
     layers = [m for m in stock.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert len(layers) == 2 * 6 + 2 and not any(isinstance(m, FullRangeLinear) for m in layers)
     torch.testing.assert_close(outputs(stock, ids, mask), outputs(model, ids, mask), atol=0.05, rtol=0.05)
+
+
+# -- writes no version counter sees (issue 20): the next forward uses the new weights ------------------
+def reinit_transformers_style(model):
+    """transformers' _init_weights writes through `.data` (no version bump)."""
+    model.apply(model._init_weights)
+
+
+def write_through_data(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.data.mul_(1.5)
+
+
+def zero_one_row_and_one_column(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.data[1] = 0
+            module.weight.data[:, 2] = 0
+
+
+def fused_adamw_step(model):
+    """The fused CPU AdamW writes weights without bumping their version counters."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
+    model(*batch(), labels=torch.tensor([0, 1, 1])).loss.backward()
+    optimizer.step()
+    model.eval()
+
+
+@pytest.mark.parametrize("write", [reinit_transformers_style, write_through_data, zero_one_row_and_one_column,
+                                   fused_adamw_step], ids=lambda f: f.__name__)
+def test_fresh_after_writes_no_version_counter_sees(write):
+    model, (ids, mask) = tiny(), batch()
+    before = outputs(model, ids, mask)  # prepack
+    write(model)
+    after = outputs(model, ids, mask)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, outputs(fresh_like(model), ids, mask), atol=0, rtol=0)
+
+
+def test_fresh_after_peft_merge_and_unload():
+    peft = pytest.importorskip("peft")
+    model, (ids, mask) = tiny(), batch()
+    lora = peft.get_peft_model(model, peft.LoraConfig(target_modules=["query", "value"], r=4, init_lora_weights=False))
+    with torch.no_grad():
+        before = real(lora(input_ids=ids, attention_mask=mask).logits, mask)  # the base layers prepack
+    merged = lora.merge_and_unload()
+    after = outputs(merged, ids, mask)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)  # merged = base + adapter
+    torch.testing.assert_close(after, outputs(fresh_like(merged), ids, mask), atol=0, rtol=0)

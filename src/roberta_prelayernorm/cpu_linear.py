@@ -21,10 +21,17 @@ functorch transforms, other dtypes) the plain `F.linear` runs, unchanged.
 Switch: the environment variable ROBERTA_PRELAYERNORM_CPU_LINEAR=auto (default) | 1 (use it wherever the ops
 exist, no measurement) | 0 (never), or `set_fast_path(True | False | None)` at run time.
 
-The cache never goes stale: it is keyed on the weight's identity, version counter (bumped by every in-place
-change: optimizer steps, `load_state_dict`, `copy_`), storage, dtype, device and shape, so `to()`, `half()`
-and replaced parameters repack. Writes through `weight.data` bypass the version counter (as they bypass
-autograd's checks): call `clear_cache()` after such edits.
+The cache is checked on every call, three ways. The weight's version counter catches in-place changes that
+autograd sees (optimizer steps, `load_state_dict`, `copy_` and `init.*` under no_grad). Its storage, held by a
+weak reference (so a freed storage's address reused by another weight is never taken for it), with offset,
+strides, dtype, device and shape, catches `to()`, `half()`, replaced parameters and `weight.data = ...`. A
+sample of the weight's values, one element in every row and every column, compared bit for bit with the
+values the copy was packed from, catches writes no counter sees: in-place writes through `weight.data` (PEFT's
+`merge_and_unload`, transformers-style `_init_weights`, re-initialisation), numpy views, fused optimizers.
+Such a write is seen when it changes a whole row, a whole column or every element, which every re-initialiser,
+merge and optimizer step does; one that changes a few scattered elements through `.data` and none sampled is
+not: call `clear_cache()` after it. The sample costs two small ops per call (a gather of rows + columns
+elements and a compare).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import functools
 import os
 import platform
 import time
+import weakref
 from typing import Optional
 
 import torch
@@ -53,7 +61,7 @@ def set_fast_path(enabled: Optional[bool]) -> None:
 
 
 def clear_cache() -> None:
-    """Forget every prepacked weight (needed only after in-place writes through `weight.data`)."""
+    """Forget every prepacked weight (needed only after `.data` writes to scattered elements: see the module doc)."""
     _packed.clear()
 
 
@@ -129,15 +137,33 @@ def best_times(runs: dict, inputs: list, warmups: int = 1) -> dict:
     return best
 
 
+def _sample_index(rows: int, columns: int) -> torch.Tensor:
+    """Flat (row-major) indices of one element in every row and every column of a (rows, columns) matrix."""
+    r, c = torch.arange(rows), torch.arange(columns)
+    return torch.cat([r * columns + r % columns, (c % rows) * columns + c])
+
+
 def _prepacked(weight: torch.Tensor) -> torch.Tensor:
-    """oneDNN's blocked copy of `weight` (out, in); cached until the weight changes."""
-    key = (weight._version, weight.data_ptr(), weight.dtype, weight.device, tuple(weight.shape))
+    """oneDNN's blocked copy of `weight` (out, in); cached until the weight changes (see the module doc)."""
+    key = (weight._version, weight.storage_offset(), weight.stride(), weight.dtype, weight.device,
+           tuple(weight.shape))
+    storage = weight.untyped_storage()
     entry = _packed.get(weight)
-    if entry is None or entry[0] != key:
-        # A plain tensor even when called under inference_mode, so later calls outside it may use it.
-        with torch.inference_mode(False), torch.no_grad():
-            entry = _packed[weight] = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
-    return entry[1]
+    if (entry is not None and entry[0] == key and entry[1]() is storage
+            and torch.equal(_bits(weight.detach().take(entry[2])), entry[3])):
+        return entry[4]
+    # Plain tensors even when called under inference_mode, so later calls outside it may use them.
+    with torch.inference_mode(False), torch.no_grad():
+        index = _sample_index(*weight.shape)
+        sample = _bits(weight.detach().take(index))
+        entry = _packed[weight] = (key, weakref.ref(storage), index, sample,
+                                   torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
+    return entry[4]
+
+
+def _bits(values: torch.Tensor) -> torch.Tensor:
+    """The values' bit patterns, so a NaN compares equal to itself."""
+    return values.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[values.element_size()])
 
 
 def _onednn_linear(x, packed, bias):
