@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch that lies on disk (a plain `torch` requirement would pull a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast interop bench clean
+.PHONY: demo test test-fast browser interop bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,8 +17,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/roberta-prelayernorm demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The server's page is tested in Debian's chromium (with its chromedriver): installed here when missing, as root or
+# with password-less sudo where apt-get exists; otherwise that test skips and says why, and nothing fails.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
+	  if [ "$$SUDO" != no ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver for the page test"; \
+	    { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
+	      chromium-driver; } >/dev/null 2>&1 || echo "could not install chromium: the page test will skip"; \
+	  else echo "no chromium, and no apt-get as root: the page test will skip"; fi; \
+	fi
 
 # The quick loop while working (under 2 minutes): everything but the `slow` tests.
 test-fast: $(STAMP)

@@ -381,7 +381,8 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(models):
 
         async def main():
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                requests = [asyncio.ensure_future(client.post("/predict", json={"inputs": t})) for t in texts]
+                requests = [asyncio.ensure_future(client.post("/predict", json={"inputs": t, "truncate": True}))
+                            for t in texts]
                 await asyncio.sleep(0.3)
                 process.send_signal(signal.SIGTERM)
                 return await asyncio.gather(*requests)

@@ -136,6 +136,8 @@ def run(args) -> int:
         f"t = AutoTokenizer.from_pretrained('{REAL_CHECKPOINT}'); "
         f"m = AutoModelForMaskedLM.from_pretrained('{REAL_CHECKPOINT}')\""
     )
+    print(f"\nServe the classifier over HTTP (try it at http://127.0.0.1:8080/):\n  roberta-prelayernorm serve --model "
+          f"'{os.path.join(output, 'sequence-classification', 'best')}'")
     return 0
 
 

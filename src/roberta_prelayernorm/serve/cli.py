@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -98,6 +99,10 @@ def run(args) -> int:
           flush=True)
     config = uvicorn.Config(app, access_log=False, timeout_graceful_shutdown=args.grace_period,
                             log_level="info", lifespan="on")
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully, killing the process by it;
+    # with these handlers under its own, that re-raise does nothing and the command exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
