@@ -1,0 +1,214 @@
+"""`roberta-prelayernorm serve` under load, against its ceiling and against the server people write today.
+
+On the same weights (a random sequence classifier saved by this package, loaded by both libraries) and the same
+fixed mix of ragged texts, one text per request:
+
+  ceiling      this package's offline pipeline on all the texts, in length-sorted batches (no HTTP)
+  serve        `roberta-prelayernorm serve`, dynamic batching, driven over HTTP
+  fastapi+hf   FastAPI + transformers' pipeline, one pipeline call per request (a plain `def` route, so FastAPI
+               runs it in its thread pool), the usual wrapper
+
+An asynchronous load generator (httpx) keeps 1, 8 and 64 clients busy, each cell bounded in requests and
+seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Reported: requests/s,
+useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size.
+
+    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from importlib import resources
+
+import httpx
+import torch
+
+from common import BASE, machine
+
+SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+HF_SERVER = textwrap.dedent("""
+    import sys
+    from fastapi import FastAPI
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=sys.argv[1], device=-1)
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(body: dict):
+        return classify(body["inputs"], top_k=None)
+""")
+
+
+def build_model(folder: str, size: dict) -> None:
+    """A random sequence classifier of `size` with a BPE tokenizer trained on the shipped corpus."""
+    import roberta_prelayernorm as rp
+    from roberta_prelayernorm.tokenizer import train_byte_level_bpe
+
+    corpus = resources.files("roberta_prelayernorm") / "data" / "corpus.jsonl"
+    texts = [json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines()]
+    tokenizer = train_byte_level_bpe(texts, vocab_size=8000)
+    torch.manual_seed(0)
+    config = rp.RobertaPreLayerNormConfig(vocab_size=len(tokenizer), max_position_embeddings=514, type_vocab_size=1,
+                                          id2label={0: "NEGATIVE", 1: "POSITIVE"},
+                                          label2id={"NEGATIVE": 0, "POSITIVE": 1}, **size)
+    rp.RobertaPreLayerNormForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def text_mix(n: int, seed: int = 0) -> list[str]:
+    """n texts of ragged, log-normally distributed lengths (about 4 to 120 words), cut from the task sets."""
+    data = resources.files("roberta_prelayernorm") / "data" / "sentiment_train.jsonl"
+    words = " ".join(json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines()).split()
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        length = int(min(120, max(4, math.exp(rng.gauss(3.0, 0.7)))))
+        start = rng.randrange(len(words) - length)
+        texts.append(" ".join(words[start:start + length]))
+    return texts
+
+
+def start(command: list[str], url: str, timeout: float = 120) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health").status_code in (200, 404):  # the wrapper has no /health
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[:4]} exited with {process.returncode}")
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{command[:4]} did not start in {timeout} s")
+
+
+async def load(url: str, texts: list[str], tokens: dict, clients: int, max_requests: int, seconds: float) -> dict:
+    """`clients` concurrent loops, each posting the next text; bounded by max_requests and seconds."""
+    latencies, errors, useful, next_text = [], 0, 0, 0
+    deadline = time.perf_counter() + seconds
+
+    async def client_loop(client):
+        nonlocal errors, useful, next_text
+        while len(latencies) + errors < max_requests and time.perf_counter() < deadline:
+            text = texts[next_text % len(texts)]
+            next_text += 1
+            started = time.perf_counter()
+            try:
+                response = await client.post("/predict", json={"inputs": text})
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - started)
+                useful += tokens[text]
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await client.post("/predict", json={"inputs": texts[0]})  # a connection and a warm model
+        started = time.perf_counter()
+        await asyncio.gather(*[client_loop(client) for _ in range(clients)])
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [math.nan] * 99
+    return {"requests_s": len(latencies) / elapsed, "tokens_s": useful / elapsed, "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
+
+
+def ceiling(folder: str, texts: list[str], tokens: dict) -> dict:
+    """The package's offline pipeline on the same texts: all at once in length-sorted batches, and one by one."""
+    from roberta_prelayernorm.pipelines import pipeline
+
+    classify = pipeline("text-classification", model=folder, batch_size=32)
+    classify(texts[:64], top_k=None)  # warm-up
+    started = time.perf_counter()
+    classify(texts, top_k=None)
+    elapsed = time.perf_counter() - started
+    singles = []
+    for text in texts[:100]:
+        t = time.perf_counter()
+        classify(text, top_k=None)
+        singles.append(time.perf_counter() - t)
+    return {"requests_s": len(texts) / elapsed, "tokens_s": sum(tokens[t] for t in texts) / elapsed,
+            "single_call_p50_ms": statistics.median(singles) * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=("small", "base"), default="small")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit of each cell (default 20)")
+    parser.add_argument("--requests", type=int, default=2000, help="request limit of each cell (default 2000)")
+    parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
+    parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
+    args = parser.parse_args()
+
+    import roberta_prelayernorm as rp
+
+    with tempfile.TemporaryDirectory() as folder:
+        build_model(folder, SMALL if args.size == "small" else BASE)
+        texts = text_mix(args.texts)
+        tokenizer = rp.AutoTokenizer.from_pretrained(folder)
+        tokens = {text: len(ids) for text, ids in zip(texts, tokenizer(texts)["input_ids"])}
+        print(f"{machine()}; {args.size} model; {len(texts)} texts of {min(tokens.values())}-{max(tokens.values())} "
+              f"tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request", flush=True)
+        top = ceiling(folder, texts, tokens)
+        print(f"ceiling (offline pipeline, batches of 32): {top['requests_s']:.1f} texts/s, {top['tokens_s']:.0f} "
+              f"tokens/s; one call on one text: p50 {top['single_call_p50_ms']:.1f} ms", flush=True)
+
+        servers = {"serve": ([sys.executable, "-m", "roberta_prelayernorm", "serve", "--model", folder, "--port",
+                              "8781"], "http://127.0.0.1:8781")}
+        if not args.skip_transformers:
+            with open(os.path.join(folder, "hf_server.py"), "w") as f:
+                f.write(HF_SERVER)
+            servers["fastapi+hf"] = (hf_command(folder), "http://127.0.0.1:8782")
+        results = {}
+        print(f"\n{'server':<12}{'clients':>8}{'req/s':>9}{'tokens/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+              f"{'errors':>8}", flush=True)
+        for name, (command, url) in servers.items():
+            process = start(command, url)
+            try:
+                for clients in args.clients:
+                    cell = asyncio.run(load(url, texts, tokens, clients, args.requests, args.seconds))
+                    results[name, clients] = cell
+                    print(f"{name:<12}{clients:>8}{cell['requests_s']:>9.1f}{cell['tokens_s']:>10.0f}"
+                          f"{cell['p50_ms']:>9.1f}{cell['p95_ms']:>9.1f}{cell['p99_ms']:>9.1f}{cell['errors']:>8}",
+                          flush=True)
+            finally:
+                process.terminate()
+                process.wait(60)
+
+        most = max(args.clients)
+        ours = results["serve", most]["tokens_s"]
+        print(f"\nserve at {most} clients: {ours / top['tokens_s']:.0%} of the offline ceiling's tokens/s", end="")
+        if ("fastapi+hf", most) in results:
+            print(f", {ours / results['fastapi+hf', most]['tokens_s']:.1f}x FastAPI + transformers", end="")
+        if ("serve", 1) in results:
+            print(f"; at 1 client p50 {results['serve', 1]['p50_ms']:.1f} ms vs one pipeline call "
+                  f"{top['single_call_p50_ms']:.1f} ms", end="")
+        print()
+
+
+def hf_command(folder: str) -> list[str]:
+    """The FastAPI + transformers server: uvicorn on the wrapper script, which reads the model folder from argv."""
+    return [sys.executable, "-c", "import sys, uvicorn; sys.argv = ['hf_server', sys.argv[1]]; "
+            "sys.path.insert(0, sys.argv[1]); import hf_server; "
+            "uvicorn.run(hf_server.app, host='127.0.0.1', port=8782, log_level='warning')", folder]
+
+
+if __name__ == "__main__":
+    main()
