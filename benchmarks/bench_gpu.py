@@ -2,6 +2,7 @@
 
     python benchmarks/bench_gpu.py [--json bench_gpu.json] [--budget-s 340] [--rows ...] [--no-long]
     python benchmarks/bench_gpu.py --device cpu --tiny [--no-compile]     # a quick run of every path on CPU
+    python benchmarks/bench_gpu.py --table benchmarks/results/bench_gpu_h200_*.json   # the README's table
 
 Workloads (rows): masked-LM training steps (base 256 x 128, large 128 x 128, base 32 x 512; 40% masked, full
 blocks), a fine-tuning step (sequence classification, 64 ragged sentences, ~45% padding), bf16 inference (ragged
@@ -386,6 +387,24 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def merged(paths: list) -> dict:
+    """The cells of several result files, a later file's over an earlier one's (a skipped cell never wins)."""
+    rows = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+        for row, entry in run["rows"].items():
+            if row not in ROWS:  # a row of an older version of this script
+                continue
+            target = rows.setdefault(row, {**entry, "cells": {}})
+            for column, cell in entry["cells"].items():
+                if "skipped" not in cell or column not in target["cells"]:
+                    target["cells"][column] = cell
+    results = {"rows": {row: rows[row] for row in ROWS if row in rows}}
+    derive(results)
+    return results
+
+
 def machine(bench: Bench) -> dict:
     import importlib.metadata
 
@@ -416,7 +435,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps (10; 2 with --tiny)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (3; 1 with --tiny)")
     parser.add_argument("--peak-flops", type=float, default=None, help="bf16 peak FLOP/s for MFU (default: by name)")
+    parser.add_argument("--table", nargs="+", metavar="JSON", help="print the table of these result files (a later "
+                        "file's cells over an earlier one's) and exit: the README's table")
     args = parser.parse_args()
+    if args.table:
+        print(table(merged(args.table)))
+        return
     args.backend = args.backend or ("aot_eager" if args.tiny else "inductor")
     args.steps = args.steps or (2 if args.tiny else 10)
     args.warmup = args.warmup or (1 if args.tiny else 3)
