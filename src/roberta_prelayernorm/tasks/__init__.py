@@ -4,7 +4,7 @@
     PIPELINE_TASKS["ner"]                the Task class of a pipeline name (transformers' names and aliases)
     make_task("masked-lm", tokenizer)    a Task object for training, with the task's own options
 
-Adding a task is adding a file here and its class to TASKS. Importing this package does not import torch.
+Adding a task is adding a file here (its Task subclass, with its Options) and its class to TASKS. Importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -29,16 +29,20 @@ FORMATS = "Data formats of the five tasks (JSON Lines keys, or CSV columns with 
 )
 
 
+# Every task's own options (each a field of its Options): TrainingConfig's fields and the resume settings too.
+OPTION_NAMES = tuple(dict.fromkeys(name for task in TASKS.values() for name in task.option_names()))
+
+
 def make_task(name: str, tokenizer, max_length: int = 128, **options) -> Task:
     """The Task object for training name `name` (one of TASKS); `options` may hold every task's options
-    (stride, label_all_pieces, mlm_probability, mask_mode): each task takes its own."""
+    (OPTION_NAMES): each task takes its own."""
     if name not in TASKS:
         raise ValueError(f"task={name!r} is not one of {', '.join(TASKS)}")
-    unknown = set(options) - {option for task in TASKS.values() for option in task.options}
+    unknown = set(options) - set(OPTION_NAMES)
     if unknown:
         raise TypeError(f"make_task got unexpected option(s) {sorted(unknown)}")
     task = TASKS[name]
-    return task(tokenizer, max_length, **{key: value for key, value in options.items() if key in task.options})
+    return task(tokenizer, max_length, **{key: value for key, value in options.items() if key in task.option_names()})
 
 
-__all__ = ["FORMATS", "PIPELINE_TASKS", "TASKS", "Task", "make_task"]
+__all__ = ["FORMATS", "OPTION_NAMES", "PIPELINE_TASKS", "TASKS", "Task", "make_task"]

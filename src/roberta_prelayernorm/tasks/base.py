@@ -6,6 +6,7 @@ Importing a task does not import torch: the modules that need it are imported wh
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Optional
 
 MASK_MODES = ("80-10-10", "mask")  # masked-LM: what a chosen token becomes (collate.mask_tokens)
@@ -16,16 +17,28 @@ if TYPE_CHECKING:
     from .records import Record
 
 
+@dataclasses.dataclass
+class Options:
+    """A task's own settings (none here): a subclass declares each as a `flags.flag` field, which makes it a
+    keyword of the task, a field of TrainingConfig, a `train` and `evaluate` flag and a resume setting."""
+
+    def check(self, max_length: int) -> None:
+        """Raise ValueError naming the first impossible setting."""
+
+
 class Task:
     """One task (subclasses fill it in). The class tells what the task is; an instance, built with a tokenizer,
     turns training records into scored batches for the trainer."""
 
     name: str  # the training name (train --task)
     pipeline_names: tuple[str, ...]  # transformers' pipeline names of the task (the first is the main one)
+    hub_tag: Optional[str] = None  # the hub's pipeline tag for models of the task (the model card's)
     record_format: str  # its lines of the training data formats (train --help)
-    options: tuple[str, ...] = ()  # the task's own training options, keyword arguments of __init__
+    Options = Options  # the task's own settings
     metric: str  # the validation metric that picks the best model
     greater_is_better = True
+    reads_corpus = False  # whether it trains on a tokenize-corpus folder
+    replaces_mismatched_head = True  # a checkpoint's head of another size is replaced (with a warning)
 
     @staticmethod
     def head_class() -> type:
@@ -38,10 +51,21 @@ class Task:
         """The name of the head class, as roberta_prelayernorm exports it."""
         return self.head_class().__name__
 
-    def __init__(self, tokenizer, max_length: int = 128):
+    def __init__(self, tokenizer, max_length: int = 128, **options):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.options = self.Options(**options)
+        self.options.check(max_length)
         self.pad_to_multiple_of = 1  # batch widths rounded up to a multiple of this (few shapes when compiled)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls.Options))
+
+    @classmethod
+    def predicted_share(cls, options: Options) -> float:
+        """The share of tokens that go through an LM head (for the FLOPs of a step): none by default."""
+        return 0.0
 
     def fit(self, records: list[Record]) -> None:
         """Learn what the data defines (the label set) from the training records."""

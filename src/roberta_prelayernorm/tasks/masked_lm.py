@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from ..flags import flag, need
 from . import metrics
-from .base import MASK_MODES, Task, record_text
+from .base import MASK_MODES, Options, Task, record_text
+
+
+@dataclasses.dataclass
+class MaskedLMOptions(Options):
+    mlm_probability: float = flag(0.15, "masked-lm: masking rate (0.15)")
+    mask_mode: str = flag("80-10-10", "masked-lm: chosen tokens become <mask>/random/kept 80/10/10, or all <mask>",
+                          choices=MASK_MODES)
+
+    def check(self, max_length: int) -> None:
+        need(0 < self.mlm_probability < 1, self, "mlm_probability", "a rate in (0, 1)")
+        need(self.mask_mode in MASK_MODES, self, "mask_mode", "'80-10-10' or 'mask'")
 
 
 class MaskedLM(Task):
@@ -12,6 +26,10 @@ class MaskedLM(Task):
 
     name = "masked-lm"
     pipeline_names = ("fill-mask",)
+    hub_tag = "fill-mask"
+    Options = MaskedLMOptions
+    reads_corpus = True
+    replaces_mismatched_head = False  # the LM head is the vocabulary's: a mismatch is an error
     record_format = (
         '  masked-lm                {"text": str}; texts are concatenated and cut into full max_length blocks.\n'
     )
@@ -24,20 +42,14 @@ class MaskedLM(Task):
     metric = "loss"
     greater_is_better = False
 
-    options = ("mlm_probability", "mask_mode")
-
-    def __init__(self, tokenizer, max_length: int = 128, mlm_probability: float = 0.15,
-                 mask_mode: str = "80-10-10"):
-
-        super().__init__(tokenizer, max_length)
-        rate = mlm_probability
-        if not 0 < rate < 1:
-            raise ValueError(f"mlm_probability must be in (0, 1), got {rate}")
-        if mask_mode not in MASK_MODES:
-            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    def __init__(self, tokenizer, max_length: int = 128, **options):
+        super().__init__(tokenizer, max_length, **options)
         if tokenizer.mask_token_id is None:
             raise ValueError("the tokenizer has no mask token; masked-lm needs one")
-        self.rate, self.mask_mode = rate, mask_mode
+
+    @classmethod
+    def predicted_share(cls, options) -> float:
+        return options.mlm_probability  # sparse prediction: the LM head runs at the masked tokens
 
     def examples(self, records):
         return [{"text": record_text(r, "text")} for r in records]
@@ -60,12 +72,13 @@ class MaskedLM(Task):
         from ..modeling import positions_where
         from .collate import capacity, mask_tokens
 
+        rate = self.options.mlm_probability
         batch = self.pad(features, ("input_ids", "attention_mask", "special_tokens_mask"))
         batch["input_ids"], batch["labels"] = mask_tokens(
-            batch["input_ids"], batch.pop("special_tokens_mask"), self.rate, self.mask_mode,
+            batch["input_ids"], batch.pop("special_tokens_mask"), rate, self.options.mask_mode,
             self.tokenizer.mask_token_id, len(self.tokenizer), generator)
         batch["prediction_positions"] = positions_where(batch["labels"] != -100,
-                                                        capacity(self.rate, batch["input_ids"].size(1)))
+                                                        capacity(rate, batch["input_ids"].size(1)))
         return batch
 
     def outputs(self, batch, output):

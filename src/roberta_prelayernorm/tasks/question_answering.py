@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from ..flags import flag, need
 from . import metrics
-from .base import Task, record_text
+from .base import Options, Task, record_text
+
+
+@dataclasses.dataclass
+class QuestionAnsweringOptions(Options):
+    stride: int = flag(32, "question-answering: window overlap in tokens (32)")
+
+    def check(self, max_length: int) -> None:
+        need(0 <= self.stride < max_length, self, "stride", f"an int in [0, max_length={max_length})")
 
 
 def question_windows(tokenizer, question: str, context: str, max_length: int, stride: int, no_room) -> dict:
@@ -29,6 +40,8 @@ class QuestionAnswering(Task):
 
     name = "question-answering"
     pipeline_names = ("question-answering",)
+    hub_tag = "question-answering"
+    Options = QuestionAnsweringOptions
     record_format = (
         '  question-answering       {"question": str, "context": str, '
         '"answers": {"text": [str], "answer_start": [int]}}\n'
@@ -41,12 +54,6 @@ class QuestionAnswering(Task):
         return head
     metric = "f1"
     n_best, max_answer_tokens = 20, 30
-
-    options = ("stride",)
-
-    def __init__(self, tokenizer, max_length: int = 128, stride: int = 32):
-        super().__init__(tokenizer, max_length)
-        self.stride = stride
 
     def config_overrides(self):
         return {"num_labels": 2}
@@ -77,9 +84,9 @@ class QuestionAnswering(Task):
         features = []
         for n, e in enumerate(examples):
             encoding = question_windows(
-                self.tokenizer, e["question"], e["context"], self.max_length, self.stride,
+                self.tokenizer, e["question"], e["context"], self.max_length, self.options.stride,
                 lambda room, specials: f"{e['where']}: field 'question' is too long for max_length={self.max_length} "
-                                       f"with stride={self.stride}: {room} context tokens per window left, need more "
+                                       f"with stride={self.options.stride}: {room} context tokens per window left, need more "
                                        "than the stride")
             for row in range(len(encoding["input_ids"])):
                 sequence = encoding.sequence_ids(row)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class SequenceClassification(Task):
     name = "sequence-classification"
     pipeline_names = ("text-classification", "sentiment-analysis")
+    hub_tag = "text-classification"
     record_format = (
         '  sequence-classification  {"text": str, "text_pair": str (optional), "label": L}; L is a class name (str),\n'
         '                           a class index (int), a list of names (multi-label) or a float (regression);\n'

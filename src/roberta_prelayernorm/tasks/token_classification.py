@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from ..flags import flag
 from . import metrics
-from .base import Task, record_str_list
+from .base import Options, Task, record_str_list
+
+
+@dataclasses.dataclass
+class TokenClassificationOptions(Options):
+    label_all_pieces: bool = flag(False, "token-classification: label every sub-word piece, not only each word's first")
 
 
 class TokenClassification(Task):
@@ -12,6 +20,8 @@ class TokenClassification(Task):
 
     name = "token-classification"
     pipeline_names = ("token-classification", "ner")
+    hub_tag = "token-classification"
+    Options = TokenClassificationOptions
     record_format = (
         '  token-classification     {"tokens": [str, ...], "tags": [str, ...]}: one BIO/IOB2 tag per word.\n'
     )
@@ -22,11 +32,8 @@ class TokenClassification(Task):
         return head
     metric = "f1"
 
-    options = ("label_all_pieces",)
-
-    def __init__(self, tokenizer, max_length: int = 128, label_all_pieces: bool = False):
-        super().__init__(tokenizer, max_length)
-        self.label_all_pieces = label_all_pieces
+    def __init__(self, tokenizer, max_length: int = 128, **options):
+        super().__init__(tokenizer, max_length, **options)
         self.names: list[str] = []
 
     def fit(self, records):
@@ -67,7 +74,7 @@ class TokenClassification(Task):
                 elif word != previous:
                     labels.append(index[e["tags"][word]])
                 else:
-                    labels.append(inside[index[e["tags"][word]]] if self.label_all_pieces else -100)
+                    labels.append(inside[index[e["tags"][word]]] if self.options.label_all_pieces else -100)
                 previous = word
             features.append({"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"],
                              "labels": labels, "word_ids": word_ids, "example": n})

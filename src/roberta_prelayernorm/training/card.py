@@ -7,10 +7,7 @@ import os
 import re
 from typing import Optional
 
-# The hub's pipeline tag for each task (multiple choice has none).
-PIPELINE_TAGS = {"sequence-classification": "text-classification", "token-classification": "token-classification",
-                 "question-answering": "question-answering", "masked-lm": "fill-mask"}
-
+from ..tasks import TASKS
 
 def base_license(base_model: Optional[str]) -> Optional[str]:
     """The `license:` of a local base model's own card, if it has one."""
@@ -26,7 +23,7 @@ def base_license(base_model: Optional[str]) -> Optional[str]:
 def model_card(task: str, metric: str, base_model: Optional[str], results: dict) -> str:
     """README.md text: YAML front matter (library, pipeline tag, base model, license, metric) and a short body."""
     meta = {"library_name": "transformers", "tags": ["roberta-prelayernorm"],
-            "pipeline_tag": PIPELINE_TAGS.get(task), "base_model": base_model,
+            "pipeline_tag": TASKS[task].hub_tag, "base_model": base_model,
             "license": base_license(base_model), "metrics": [metric] if metric != "loss" else None}
     lines = ["---"] + [f"{key}: {json.dumps(value)}" for key, value in meta.items() if value is not None] + ["---"]
     lines += ["", f"# {task} model", "",

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ..tasks import FORMATS, TASKS
+from ..tasks import FORMATS, OPTION_NAMES, TASKS
 from .config import add_arguments, config_of, flag_order
 from .recipes import RECIPES
 
@@ -69,8 +69,7 @@ def add_commands(subparsers) -> None:
     add_arguments(parser, ["task"])
     parser.add_argument("--model", required=True, help="folder (e.g. OUTPUT/best) or hub id")
     parser.add_argument("--data", required=True, help=".jsonl, .csv, or a datasets folder")
-    task_options = [option for task in TASKS.values() for option in task.options]  # every task's, as train has them
-    add_arguments(parser, ["batch_size", "max_length", *task_options, "precision", "device", "compile"],
+    add_arguments(parser, ["batch_size", "max_length", *OPTION_NAMES, "precision", "device", "compile"],
                   batch_size={"default": 32, "help": "examples per batch (32)"},
                   compile={"default": False, "help": "torch.compile the model (pays for full batches)"})
     parser.add_argument("--output", help="also write the metrics to this JSON file")
@@ -114,7 +113,7 @@ def run_evaluate(args) -> int:
         check_output(args.output, "--output")
     results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,
                        precision=args.precision, device=args.device, compile=args.compile,
-                       **{option: getattr(args, option) for option in TASKS[args.task].options})
+                       **{option: getattr(args, option) for option in TASKS[args.task].option_names()})
     text = json.dumps(results, indent=2)
     print(text)
     if args.output:

@@ -7,31 +7,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
+from ..flags import flag
+from ..flags import need as need_setting
 from ..tasks import TASKS
-from ..tasks.base import MASK_MODES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 NONFINITE_ACTIONS = ("stop", "skip")
 COMPILED_PAD_MULTIPLE = 64  # batch lengths of a compiled model: multiples of this, so few shapes compile
 
 
-def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):
-    """A config field with its command-line option: `name=` (the flag, default --field-name), `group=` (flags of
-    one group exclude each other), `invert=True` (a --no-... flag that sets the field False), `after=` (the
-    field whose flag it follows on the command line, where that differs from the field order), and any
-    add_argument keyword (required, choices, metavar...)."""
-    return field(default=default, metadata={"help": help, **argparse_options})
+# Each task's own options (stride, mlm_probability...) are declared in its file, as the fields of its Options.
+TASK_OPTIONS = tuple(dict.fromkeys(task.Options for task in TASKS.values() if dataclasses.fields(task.Options)))
 
 
 @dataclass
-class TrainingConfig:
-    """Everything a run needs; the CLI's `train` options are generated from these fields (see `flag`)."""
+class TrainingConfig(*TASK_OPTIONS):
+    """Everything a run needs; the CLI's `train` options are generated from these fields (see `flags.flag`),
+    the tasks' options among them (inherited from each task's Options; their flags follow --max-length)."""
 
-    task: str = flag(required=True, choices=tuple(TASKS))
-    output_dir: str = flag(name="--output", required=True, help="output folder", metavar="OUTPUT",
+    task: str = flag(None, required=True, choices=tuple(TASKS))
+    output_dir: str = flag(None, name="--output", required=True, help="output folder", metavar="OUTPUT",
                            after="validation")
     # folder or hub id; not needed when a model object is given to Trainer
     model: Optional[str] = flag(None, "checkpoint folder or hub id to start from", required=True)
@@ -55,11 +53,6 @@ class TrainingConfig:
     adam_epsilon: float = flag(1e-8, "AdamW epsilon (default 1e-8)")
     max_grad_norm: float = flag(1.0, "gradient clipping norm; 0 turns it off")
     max_length: int = flag(128, "tokens per sequence / masked-LM block (128)")
-    stride: int = flag(32, "question-answering: window overlap in tokens (32)")
-    label_all_pieces: bool = flag(False, "token-classification: label every sub-word piece, not only each word's first")
-    mlm_probability: float = flag(0.15, "masked-lm: masking rate (0.15)")
-    mask_mode: str = flag("80-10-10", "masked-lm: chosen tokens become <mask>/random/kept 80/10/10, or all <mask>",
-                          choices=MASK_MODES)
     precision: str = flag("fp32", "mixed precision for forward/backward (weights stay fp32)", choices=PRECISIONS)
     gradient_checkpointing: bool = flag(False, "trade compute for activation memory")
     compile: bool = flag(False, "torch.compile the model for training and evaluation (--no-compile: off; on by "
@@ -87,17 +80,16 @@ class TrainingConfig:
         return self.pad_to_multiple_of or (COMPILED_PAD_MULTIPLE if self.compile else 1)
 
     def check(self) -> None:
-        """Raise ValueError naming the first impossible setting."""
+        """Raise ValueError naming the first impossible setting (the task's own options included)."""
         def need(ok: bool, name: str, allowed: str):
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: {allowed}")
+            need_setting(ok, self, name, allowed)
 
         need(self.task in TASKS, "task", f"one of {', '.join(TASKS)}")
+        need(self.output_dir is not None, "output_dir", "a folder")
         need(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
         need(self.on_nonfinite in NONFINITE_ACTIONS, "on_nonfinite", f"one of {', '.join(NONFINITE_ACTIONS)}")
-        need(self.mask_mode in MASK_MODES, "mask_mode", "'80-10-10' or 'mask'")
-        need(0 < self.mlm_probability < 1, "mlm_probability", "a rate in (0, 1)")
-        for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "mlm_probability"):
+        TASKS[self.task].Options.check(self, self.max_length)  # the task's own options
+        for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm"):
             need(math.isfinite(getattr(self, name)), name, "a finite number")
         need(self.epochs > 0, "epochs", "a number > 0")
         need(self.max_steps is None or self.max_steps > 0, "max_steps", "an int > 0")
@@ -114,13 +106,14 @@ class TrainingConfig:
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
-        need(self.task != "question-answering" or 0 <= self.stride < self.max_length, "stride",
-             f"an int in [0, max_length={self.max_length})")
 
 
 def flag_order() -> list[dataclasses.Field]:
-    """TrainingConfig's fields in the order of their flags: field order, a field with `after=` moved."""
-    order = list(dataclasses.fields(TrainingConfig))
+    """TrainingConfig's fields in the order of their flags: its own in field order, the tasks' options after
+    max_length, a field with `after=` moved."""
+    order = [f for f in dataclasses.fields(TrainingConfig) if f.name in TrainingConfig.__annotations__]
+    place = next(i for i, f in enumerate(order) if f.name == "max_length") + 1
+    order[place:place] = [f for options in TASK_OPTIONS for f in dataclasses.fields(options)]
     for moved in [f for f in order if "after" in f.metadata]:
         order.remove(moved)
         order.insert(next(i for i, f in enumerate(order) if f.name == moved.metadata["after"]) + 1, moved)

@@ -66,8 +66,10 @@ def run_throughput(config, model_config, task_name: str, device) -> Throughput:
     peak FLOP/s is known (or given as config.peak_flops)."""
     import torch
 
-    # Fraction of tokens through the LM head: the masked ones (sparse prediction), none for the fine-tuning heads.
-    predicted = config.mlm_probability if task_name == "masked-lm" else 0.0
+    from ..tasks import TASKS
+
+    task = TASKS[task_name]
+    predicted = task.predicted_share(config)  # the share of tokens through the LM head
     peak = config.peak_flops
     if peak is None and device.type == "cuda":
         peak = peak_flops(torch.cuda.get_device_name(device))

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ..files import atomic_write_text, check_output, exclusive_lock
-from ..tasks import Task, make_task
+from ..tasks import OPTION_NAMES, TASKS, Task, make_task
 from ..tasks.records import read_records
 from . import corpus
 from .card import model_card
@@ -57,17 +57,21 @@ from .throughput import run_throughput
 logger = logging.getLogger("roberta_prelayernorm.training")
 
 
-def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
-    """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
+def model_config(name_or_path: str):
     from ..config import RobertaPreLayerNormConfig
 
+    return RobertaPreLayerNormConfig.from_pretrained(name_or_path)
+
+
+def load_model(task: Task, name_or_path: str, from_scratch: bool = False, **overrides):
+    """The task's head class, from a checkpoint (a new head where it lacks one) or, from_scratch, a config."""
     cls = task.head_class()
     if from_scratch:
-        config = RobertaPreLayerNormConfig.from_pretrained(name_or_path)
+        config = model_config(name_or_path)
         config.update(overrides)
         return cls(config)
     # A head trained for another label set is replaced, with a warning, rather than refused.
-    return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.name != "masked-lm", **overrides)
+    return cls.from_pretrained(name_or_path, ignore_mismatched_sizes=task.replaces_mismatched_head, **overrides)
 
 
 def adopt_labels(task: Task, model) -> None:
@@ -99,8 +103,9 @@ def training_features(config: TrainingConfig, task: Task, tokenizer):
     if config.train is None:
         raise ValueError("config.train is not set: give a training data file")
     if corpus.is_corpus(config.train):
-        if config.task != "masked-lm":
-            raise ValueError(f"train={config.train!r} is a tokenized corpus, which only task='masked-lm' reads")
+        if not task.reads_corpus:
+            readers = " or ".join(f"task={name!r}" for name, cls in TASKS.items() if cls.reads_corpus)
+            raise ValueError(f"train={config.train!r} is a tokenized corpus, which only {readers} reads")
         return corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
     records = read_records(config.train)
     task.fit(records)
@@ -127,9 +132,13 @@ class Trainer:
                 raise ValueError("no tokenizer: pass tokenizer=..., or set config.tokenizer or config.model")
             tokenizer = AutoTokenizer.from_pretrained(source)
         self.tokenizer = tokenizer
-        self.task = make_task(config.task, tokenizer, config.max_length, stride=config.stride,
-                              label_all_pieces=config.label_all_pieces, mlm_probability=config.mlm_probability,
-                              mask_mode=config.mask_mode)
+        if model is None and config.model is None:
+            raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
+        # The length is checked against the model before the data is tokenized (its config suffices).
+        check_length(max_length=config.max_length, tokenizer=tokenizer,
+                     model_config=model.config if model is not None else model_config(config.model))
+        self.task = make_task(config.task, tokenizer, config.max_length,
+                              **{name: getattr(config, name) for name in OPTION_NAMES})
         self.task.pad_to_multiple_of = config.pad_multiple
         self.train_features = training_features(config, self.task, tokenizer)
         self.eval_examples = self.eval_features = None
@@ -139,12 +148,9 @@ class Trainer:
 
         torch.manual_seed(config.seed)  # a new head's initial weights depend on it
         if model is None:
-            if config.model is None:
-                raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
             model = load_model(self.task, config.model, config.from_scratch, **self.task.config_overrides())
         else:
             adopt_labels(self.task, model)
-        check_length(max_length=config.max_length, tokenizer=tokenizer, model_config=model.config)
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
                              f"{model.config.vocab_size}; use the model's own tokenizer")
@@ -220,12 +226,12 @@ class Trainer:
         optimizer, scheduler = self._optimizer(total)
         state = TrainState(self.model, optimizer, scheduler,
                            torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"))
+        if self.dist.is_main:  # first: a write a kill cut short is finished or undone before anything is read
+            clean_temporaries(cfg.output_dir)
         if resume:
             self._resume(cfg.output_dir if resume is True else resume, state)
         elif self.dist.is_main:
             fresh_output(cfg.output_dir, cfg.overwrite, remove=True)
-        if self.dist.is_main:
-            clean_temporaries(cfg.output_dir)
         self.log(f"training {self.task.name}: {len(self.train_features)} features, {total} steps of "
                  f"{cfg.batch_size * self.dist.world_size * cfg.grad_accum} (batch {cfg.batch_size} x "
                  f"{self.dist.world_size} processes x {cfg.grad_accum} accumulation), {self.device}, {cfg.precision}")
@@ -432,7 +438,7 @@ class Trainer:
         cfg, config = self.config, self.model.config
         names = ("task", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "weight_decay",
                  "warmup_ratio", "warmup_steps", "max_grad_norm", "adam_beta1", "adam_beta2", "adam_epsilon",
-                 "max_length", "stride", "label_all_pieces", "mlm_probability", "mask_mode", "precision", "seed")
+                 "max_length", *OPTION_NAMES, "precision", "seed")
         return {**{name: getattr(cfg, name) for name in names}, "world_size": self.dist.world_size,
                 "model": f"{type(self.model).__name__} ({config.num_hidden_layers} layers x {config.hidden_size}, "
                          f"vocab {config.vocab_size}, {config.num_labels} labels)",
@@ -505,7 +511,7 @@ def evaluate_model(model, task: Task, examples: list, features: list, batch_size
 def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length: int = 128, precision: str = "fp32",
              device: Optional[str] = None, compile: bool = False, **task_options) -> dict:
     """The metrics of a saved model (folder or hub id, with its tokenizer) on a data file; `task_options` are
-    the task's own (stride, label_all_pieces, mlm_probability, mask_mode: as the model was trained with)."""
+    the task's own (any of tasks.OPTION_NAMES: as the model was trained with)."""
     from ..tokenizer import AutoTokenizer
 
     for name, value in (("batch_size", batch_size), ("max_length", max_length)):
