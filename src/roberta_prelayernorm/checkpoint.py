@@ -22,7 +22,8 @@ from torch import nn
 
 from .config import RobertaPreLayerNormConfig
 from .files import atomic_folder, atomic_write, atomic_write_text
-from .hub import WEIGHT_FILES, CheckpointError, CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
+from .hub import (WEIGHT_FILES, CheckpointError, CheckpointNotFoundError, pop_hub_kwargs, read_one_save, resolve_file,
+                  resolve_first)
 
 logger = logging.getLogger("roberta_prelayernorm")
 # Buffers older transformers releases saved; they are recomputed here, so they are dropped silently.
@@ -277,16 +278,21 @@ class PreTrainedMixin:
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
         from .layouts import roberta_layout_config, roberta_prelayernorm_state
 
-        foreign = roberta_layout_config(name_or_path, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
-        if config is None and foreign:
-            config = RobertaPreLayerNormConfig.from_dict(foreign, **kwargs)
-        elif config is None:
-            config = RobertaPreLayerNormConfig.from_pretrained(name_or_path, **hub_kwargs, **kwargs)
-        else:
-            config = RobertaPreLayerNormConfig.coerce(config)
-            config.update(kwargs)
+        given = config
+
+        def read(source, hub_kwargs):  # config and weights of one save (hub.read_one_save)
+            foreign = roberta_layout_config(source, hub_kwargs)  # princeton-nlp's model_type "roberta" layout
+            if given is None and foreign:
+                config = RobertaPreLayerNormConfig.from_dict(foreign, **kwargs)
+            elif given is None:
+                config = RobertaPreLayerNormConfig.from_pretrained(source, **hub_kwargs, **kwargs)
+            else:
+                config = RobertaPreLayerNormConfig.coerce(given)
+                config.update(kwargs)
+            return (foreign, config, *load_checkpoint_weights(source, hub_kwargs))
+
+        foreign, config, state, filename = read_one_save(name_or_path, hub_kwargs, read)
         config._name_or_path = os.fspath(name_or_path)  # PEFT records it as the adapters' base model
-        state, filename = load_checkpoint_weights(name_or_path, hub_kwargs)
         source = f"{name_or_path}/{filename}"
         if foreign:
             state = roberta_prelayernorm_state(state, source=source)

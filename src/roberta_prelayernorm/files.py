@@ -1,5 +1,10 @@
-"""Atomic writes of files and folders: readers see the old one or the new one, never half of one, even after
-a kill -9."""
+"""Writes of files and folders: readers see the old one or the new one, never half of one, even after a kill -9.
+
+The one rule for a path the user names: a symlink is followed (the link stays, its target gets the content), a
+device or FIFO is written as a stream (renaming a file over it would replace it), a regular file or a new name
+is written beside and renamed into place. A folder the user owns (or a mount point) is never replaced: what is
+written into it is staged inside it and moved in (see atomic_folder).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import contextvars
 import os
 import shutil
 import tempfile
+
+# Less free space than this after a failed write: the disk was full, whatever the library's error says.
+FULL_BELOW = 1 << 20
 
 # The files a saved tokenizer may consist of (copied whole by convert and export).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
@@ -30,21 +38,74 @@ def copy_tokenizer(source, folder: str) -> list[str]:
     return copied
 
 
-def atomic_write(path: str, write) -> None:
-    """Call write(tmp_path) on a temporary file beside `path`, flush it to disk, then rename it to `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+def output_target(path: str) -> tuple[str, bool]:
+    """(where to write `path`'s content, whether as a stream): the rule above."""
+    target = os.path.realpath(path)
+    return target, os.path.exists(target) and not os.path.isfile(target)
+
+
+class WriteError(OSError):
+    """A write that failed (disk full, a library's error wrapping an I/O error), naming the file."""
+
+
+@contextlib.contextmanager
+def writing(path: str):
+    """Yield the name to write `path`'s content to, by the rule above; the content is in place when the block
+    ends. A failure leaves the previous content at `path` (a stream's reader has what was written) and raises
+    WriteError naming `path` and what happened."""
+    target, stream = output_target(path)
+    if stream:
+        yield target
+        return
+    folder = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
-        write(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        plain_mode(tmp, 0o666)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        if os.path.exists(target):  # a file replaced keeps its permissions, as one written into would
+            os.chmod(tmp, os.stat(target).st_mode & 0o7777)
+        else:
+            plain_mode(tmp, 0o666)
+        os.replace(tmp, target)
+    except BaseException as err:
+        # Judged before the partial file goes: while it is there, a full disk shows as one.
+        error = write_error(path, err, folder) if isinstance(err, Exception) else err
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+        if error is err:
+            raise
+        raise error from err
+
+
+def write_error(path: str, err: Exception, folder: str) -> Exception:
+    """WriteError naming `path` for an OSError or for any error while `folder`'s disk is full; other errors
+    (bugs) as they are."""
+    text = f"{type(err).__name__}: {err}"
+    stats = os.statvfs(folder)
+    full = (getattr(err, "errno", None) == 28 or "No space left" in text or "os error 28" in text
+            or stats.f_bavail * stats.f_frsize < FULL_BELOW)
+    if isinstance(err, WriteError) or not (full or isinstance(err, OSError)):
+        return err
+    what = "the disk is full (free space, then run again)" if full else (getattr(err, "strerror", None) or text)
+    error = WriteError(f"cannot write {path}: {what}")
+    error.errno = 28 if full else err.errno
+    return error
+
+
+def atomic_write(path: str, write) -> None:
+    """Call write(name) with the name to write `path`'s content to (a temporary file beside it, then renamed
+    over it; a device's or FIFO's own name); see writing()."""
+    with writing(path) as name:
+        write(name)
+
+
+@contextlib.contextmanager
+def open_output(path: str, encoding: str = "utf-8"):
+    """A text file to write `path`'s content into, line by line, by the rule above (in place when it closes)."""
+    with writing(path) as name, open(name, "w", encoding=encoding) as f:
+        yield f
 
 
 def plain_mode(path: str, mode: int) -> None:
@@ -68,42 +129,86 @@ _OPEN_FOLDERS: contextvars.ContextVar = contextvars.ContextVar("atomic_folders",
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str):
-    """Write a whole folder at once: yields a temporary folder beside `path` to write into, then swaps it in.
+def atomic_folder(path: str, replace: bool = True):
+    """Write a whole folder at once: yields a temporary folder to write into, then puts its files in place.
 
-    The temporary folder starts with hard links to the files already in `path` (kept, as a plain write into
-    the folder keeps them; every writer here replaces files by renaming, never writes into them), so readers
-    see the previous folder intact until the swap, then the new one. The swap moves the old folder aside
-    (`.old-NAME-*`), renames the new one into place and removes the old one. An exception (or a kill) before
-    the swap leaves `path` untouched. Nested calls for a path inside a folder being written write in place.
+    A folder this package owns (replace=True, the default: a model folder, best/, a checkpoint) is built beside
+    `path`, starting with hard links to the files already there (kept, as a plain write into the folder keeps
+    them; every writer here replaces files by renaming, never writes into them), and swapped in by
+    replace_folder. A folder the user owns (replace=False: an --output folder that exists) or a mount point is
+    never replaced: the files are staged in `path/.tmp-*`, which, once complete, is renamed `path/.new-*` and
+    its files moved over the old ones; recover_folder finishes the moves of a run killed among them. An
+    exception (or a kill) before the swap or the `.new-` rename leaves `path` untouched. Nested calls for a path
+    inside a folder being written write in place.
     """
-    path = os.path.realpath(path)  # through a symlink: the folder it points at is the one replaced
+    path = os.path.realpath(path)  # through a symlink: the folder it points at is the one written
     if any(path == open_ or path.startswith(open_ + os.sep) for open_ in _OPEN_FOLDERS.get()):
         yield path
         return
+    in_place = os.path.isdir(path) and (not replace or os.path.ismount(path))
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=parent)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=path if in_place else parent)
     plain_mode(tmp, 0o777)  # a folder that existed keeps its own mode (copytree copies it below)
     token = _OPEN_FOLDERS.set(_OPEN_FOLDERS.get() + (tmp,))
     try:
-        if os.path.isdir(path):
-            shutil.copytree(path, tmp, copy_function=link_or_copy, dirs_exist_ok=True)
+        if os.path.isdir(path) and not in_place:
+            shutil.copytree(path, tmp, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True)
         yield tmp
         _OPEN_FOLDERS.reset(token)
         token = None
-        replace_folder(tmp, path)
-    except BaseException:
+        if in_place:
+            new = os.path.join(path, ".new-" + os.path.basename(tmp)[len(".tmp-"):])
+            os.rename(tmp, new)  # from here on the write is complete: recover_folder rolls it forward
+            fsync_folder(path)
+            move_into(new, path)
+        else:
+            replace_folder(tmp, path)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, WriteError):  # name the file the user will look for, not the temporary one
+            error = WriteError(str(err).replace(tmp, path))
+            error.errno = err.errno
+            raise error from err
         raise
     finally:
         if token is not None:
             _OPEN_FOLDERS.reset(token)
 
 
+def move_into(new: str, folder: str) -> None:
+    """Move the entries of the complete staged folder `new` over those of `folder`, config.json last (so a
+    reader that sees it sees the rest), then remove `new`."""
+    for name in sorted(os.listdir(new), key=lambda n: (n == "config.json", n)):
+        source, target = os.path.join(new, name), os.path.join(folder, name)
+        if os.path.isdir(source) and not os.path.islink(source):
+            replace_folder(source, target)
+        else:
+            os.replace(source, target)
+    fsync_folder(folder)
+    os.rmdir(new)
+
+
+def recover_folder(folder: str) -> None:
+    """Finish or undo what a killed writer left in `folder`: staged writes that were complete (`.new-*`) are
+    moved in, incomplete ones (`.tmp-*`) removed; a folder replace_folder moved aside (`.old-NAME-*`) goes back
+    to NAME when its replacement never arrived, else it is removed."""
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isdir(path) or os.path.islink(path):
+            continue
+        if name.startswith(".new-"):
+            move_into(path, folder)
+        elif name.startswith(".old-") and not os.path.lexists(os.path.join(folder, name[5:].rsplit("-", 1)[0])):
+            os.rename(path, os.path.join(folder, name[5:].rsplit("-", 1)[0]))
+        elif name.startswith((".tmp-", ".old-")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def replace_folder(tmp: str, target: str) -> None:
     """Move a fully written folder `tmp` to `target`, replacing what is there. The old folder is moved aside
-    first and removed last, so a crash leaves the old or the new folder (or both), never a partial one."""
+    first and removed last, so a crash leaves the old or the new folder (or both; recover_folder puts the old
+    one back when the new one is missing), never a partial one."""
     old = None
     if os.path.exists(target):
         old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(target)}-", dir=os.path.dirname(target))
@@ -179,9 +284,14 @@ def check_output(path: str, name: str, folder: bool = False) -> None:
         while not os.path.exists(existing):
             existing = os.path.dirname(existing)
     else:
-        if os.path.isdir(path):
+        target, stream = output_target(path)
+        if os.path.isdir(target):
             raise ValueError(f"{name} {path}: is a folder; give a file name")
-        existing = os.path.dirname(path)
+        if stream:  # a device or FIFO, written into as it is
+            if not os.access(target, os.W_OK):
+                raise ValueError(f"{name} {path}: {target} is not writable")
+            return
+        existing = os.path.dirname(target)
         if not os.path.isdir(existing):
             raise ValueError(f"{name} {path}: the folder {existing} does not exist")
     if not os.path.isdir(existing):

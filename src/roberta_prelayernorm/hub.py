@@ -107,6 +107,69 @@ def resolve_first(name_or_path, filenames: Sequence[str], **hub_kwargs) -> tuple
     return None, None
 
 
+def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 20):
+    """read(source, hub_kwargs) of a checkpoint as one save, although another process may be saving into it.
+
+    A local folder is opened once and read through that handle (/proc/self/fd/N where there is one): a save
+    that swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and a read cut short
+    by the old folder's removal is repeated on the new one. A read during a save that moves files into the
+    folder itself (a mount point, a user's folder: its mtime changes, or a staged `.new-*` is there) is
+    repeated too. Hub snapshots never change and are read as they are.
+    """
+    import time
+
+    if not isinstance(name_or_path, (str, os.PathLike)) or not os.path.isdir(name_or_path):
+        return read(name_or_path, hub_kwargs)
+    folder = os.fspath(name_or_path)
+    if hub_kwargs.get("subfolder"):
+        folder = os.path.join(folder, hub_kwargs["subfolder"])
+    local = {key: value for key, value in hub_kwargs.items() if key != "subfolder"}
+    for attempt in range(attempts):
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except FileNotFoundError:  # between a swap's two renames: the new folder arrives at once
+            time.sleep(0.01 * (attempt + 1))
+            continue
+        handle = f"/proc/self/fd/{fd}" if os.path.isdir(f"/proc/self/fd/{fd}") else folder
+        try:
+            before = os.fstat(fd).st_mtime_ns
+            try:
+                result = read(handle, local)
+            except (OSError, ValueError) as err:
+                if attempt + 1 < attempts and _changed(folder, fd, before):
+                    continue
+                raise _renamed(err, handle, folder) from err.__cause__
+            if not _changed(folder, fd, before, swapped_is_fine=handle != folder):
+                return result
+        finally:
+            os.close(fd)
+        time.sleep(0.01 * attempt)
+    return read(name_or_path, hub_kwargs)  # a folder rewritten without pause: read it as it is
+
+
+def _changed(folder: str, fd: int, mtime_ns: int, swapped_is_fine: bool = False) -> bool:
+    """Whether the folder opened as `fd` was written into since its mtime was `mtime_ns`, is being written into
+    (a staged `.new-*`), or is no longer the folder at `folder` (unless reading it through `fd` is fine)."""
+    now = os.fstat(fd)
+    try:
+        at_path = os.stat(folder)
+        swapped = (at_path.st_dev, at_path.st_ino) != (now.st_dev, now.st_ino)
+    except FileNotFoundError:
+        swapped = True
+    return (now.st_mtime_ns != mtime_ns or (swapped and not swapped_is_fine)
+            or any(name.startswith(".new-") for name in os.listdir(fd)))
+
+
+def _renamed(err: Exception, handle: str, folder: str) -> Exception:
+    """`err` naming `folder` where it names the handle it was read through."""
+    if handle == folder or handle not in str(err):
+        return err
+    try:
+        return type(err)(str(err).replace(handle, folder))
+    except Exception:  # noqa: BLE001 - an error type that cannot be rebuilt from its message
+        return err
+
+
 def _default_cache() -> str:
     from huggingface_hub.constants import HF_HUB_CACHE
 

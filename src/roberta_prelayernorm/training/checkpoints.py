@@ -1,7 +1,8 @@
 """The run's folders: output_dir's rules (one run per folder, no mixing with an earlier run), the best/ and
 last/ model folders and the top one, and checkpoints/step-N/ (model, tokenizer, optimizer, scheduler, scaler,
 RNG states, the position in the data and the settings a resume must match). Every folder is written whole
-(files.atomic_folder), so a crash never leaves half of one."""
+(files.atomic_folder), so a crash never leaves half of one; output_dir itself, the user's, is written into,
+never replaced."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock, link_or_copy
+from ..files import (atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock, link_or_copy,
+                     recover_folder)
 from . import corpus
 from .state import TrainState
 
@@ -49,18 +51,11 @@ def fresh_output(output_dir: str, overwrite: bool, remove: bool) -> None:
 
 
 def clean_temporaries(output_dir: str) -> None:
-    """Tidy up after a killed run: half-written folders (never read) go; a folder moved aside by
-    files.replace_folder whose replacement never arrived is moved back."""
-    for base in (output_dir, os.path.join(output_dir, "checkpoints")):
-        for name in sorted(os.listdir(base)):
-            path = os.path.join(base, name)
-            if not os.path.isdir(path) or not name.startswith((".tmp-", ".old-")):
-                continue
-            original = os.path.join(base, name[len(".old-"):].rsplit("-", 1)[0])
-            if name.startswith(".old-") and not os.path.exists(original):
-                os.rename(path, original)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
+    """Tidy up after a killed run, before anything is read: files.recover_folder on output_dir and on its
+    checkpoints/ (a half-written folder goes, a swap or a move cut short is finished or undone)."""
+    for folder in (output_dir, os.path.join(output_dir, "checkpoints")):
+        if os.path.isdir(folder):
+            recover_folder(folder)
 
 
 def file_fingerprint(path: str) -> str:
@@ -101,13 +96,10 @@ def save_model(model, tokenizer, target: str, *, card: str, results: dict) -> No
 def save_top(output_dir: str, source: str) -> None:
     """The files of the model folder `source` (best/, else last/) at the top of output_dir as well, so that
     from_pretrained(output_dir) loads it, as it loads a transformers training run's folder."""
-    with atomic_folder(output_dir) as tmp:
+    with atomic_folder(output_dir, replace=False) as tmp:  # the user's folder: written into, never replaced
         for name in os.listdir(source):
-            target = os.path.join(tmp, name)
             if os.path.isfile(os.path.join(source, name)):
-                if os.path.lexists(target):
-                    os.unlink(target)
-                link_or_copy(os.path.join(source, name), target)  # the weights once on disk
+                link_or_copy(os.path.join(source, name), os.path.join(tmp, name))  # the weights once on disk
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------

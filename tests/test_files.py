@@ -1,0 +1,245 @@
+"""Files, disks and processes as they are: outputs written the way their path asks (through symlinks, into
+devices and FIFOs as streams), folders the user owns never replaced, every rename of a swap recoverable, a full
+disk named, reads that see one save."""
+
+import os
+import shutil
+import stat
+import subprocess
+import threading
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+from roberta_prelayernorm.files import WriteError, atomic_write, atomic_write_text, check_output, open_output
+from roberta_prelayernorm.training.checkpoints import clean_temporaries, find_checkpoint, save_model, save_top
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# -- one rule for a path the user names --------------------------------------------------------------------
+def test_a_symlink_is_written_through(tmp_path):
+    target = tmp_path / "data" / "results.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "results.jsonl"
+    link.symlink_to(target)
+    atomic_write_text(str(link), "new\n")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new\n"
+    with open_output(str(link)) as f:  # line by line, the same rule
+        f.write("newer\n")
+    assert link.is_symlink() and target.read_text() == "newer\n"
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # nothing left beside the link
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    path.chmod(0o640)
+    atomic_write_text(str(path), "new")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and path.read_text() == "new"
+
+
+def test_a_fifo_is_written_as_a_stream(tmp_path):
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    check_output(str(fifo), "--output")
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    atomic_write_text(str(fifo), '{"a": 1}\n')
+    reader.join(timeout=10)
+    assert received == ['{"a": 1}\n']  # the reader got the lines (it would wait forever for a replaced FIFO)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a character device needs root")
+def test_a_device_is_written_as_a_stream_not_replaced(tmp_path):
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's own numbers
+    check_output(str(null), "--output")
+    atomic_write(str(null), lambda name: torch.save({"x": torch.ones(2)}, name))
+    atomic_write_text(str(null), "text")
+    assert stat.S_ISCHR(os.stat(null).st_mode) and os.stat(null).st_rdev == os.makedev(1, 3)
+
+
+def test_the_task_command_writes_through_a_symlink(tmp_path, tiny):
+    from roberta_prelayernorm.cli import main
+
+    model = tmp_path / "model"
+    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tiny, num_labels=2).save_pretrained(model)
+    for name in os.listdir(tiny):
+        if not name.startswith(("config", "model")):
+            shutil.copy(os.path.join(tiny, name), model / name)
+    target = tmp_path / "kept" / "out.jsonl"
+    target.parent.mkdir()
+    target.write_text("stale\n")
+    (tmp_path / "out.jsonl").symlink_to(target)
+    assert main(["classify", "--model", str(model), "--output", str(tmp_path / "out.jsonl"), "good day"]) == 0
+    assert (tmp_path / "out.jsonl").is_symlink() and '"good day"' in target.read_text()
+
+
+# -- a full disk --------------------------------------------------------------------------------------------
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 256 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_named_and_the_previous_file_kept(small_tmpfs):
+    from safetensors.torch import save_file
+
+    path = small_tmpfs / "model.safetensors"
+    save_file({"w": torch.zeros(1000)}, str(path))
+    before = path.read_bytes()
+    with pytest.raises(WriteError, match=f"cannot write {path}: the disk is full") as caught:
+        atomic_write(str(path), lambda name: save_file({"w": torch.zeros(200_000)}, name))  # 800 KB
+    assert caught.value.errno == 28 and "\n" not in str(caught.value)
+    assert path.read_bytes() == before and os.listdir(small_tmpfs) == ["model.safetensors"]
+
+
+# -- folders: the user's never replaced, every rename recoverable ---------------------------------------------
+def labelled_model(tiny, name: str):
+    """A tiny classifier whose label names and classifier bias both say `name`: a folder mixing two saves shows."""
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(
+        tiny, num_labels=2, id2label={0: f"{name}-0", 1: f"{name}-1"}, label2id={f"{name}-0": 0, f"{name}-1": 1})
+    with torch.no_grad():
+        model.classifier.out_proj.bias.fill_(float(ord(name)))
+    return model
+
+
+def saved_as(folder) -> str:
+    """Which save a model folder holds ("A" or "B"), after checking its config and weights are of that one save."""
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(folder)
+    name = model.config.id2label[0][0]
+    assert model.classifier.out_proj.bias[0].item() == ord(name), f"{folder}: config of {name}, weights of another"
+    return name
+
+
+class FailingRenames:
+    """os.rename and os.replace raising at call number `k` (from 0), as a kill there would stop the run."""
+
+    def __init__(self, monkeypatch, k: int):
+        self.calls, self.k = 0, k
+        for name in ("rename", "replace"):
+            monkeypatch.setattr(os, name, self.wrap(getattr(os, name)))
+
+    def wrap(self, real):
+        def call(*args, **kwargs):
+            self.calls += 1
+            if self.calls - 1 == self.k:
+                raise OSError(f"killed at rename {self.k}")
+            return real(*args, **kwargs)
+        return call
+
+
+def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_run(tmp_path, tiny, monkeypatch):
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    a, b = labelled_model(tiny, "A"), labelled_model(tiny, "B")
+    first = tmp_path / "first"
+    save_model(a, tokenizer, str(first / "best"), card="A", results={})
+    save_top(str(first), str(first / "best"))
+    (first / "checkpoints").mkdir()
+    shutil.copytree(first / "best", first / "checkpoints" / "step-00000002")
+    (first / "checkpoints" / "step-00000002" / "trainer_state.pt").write_bytes(b"state")
+    seen = set()
+    for k in range(200):
+        out = tmp_path / f"run-{k}"
+        shutil.copytree(first, out, symlinks=True)
+        with monkeypatch.context() as patch:
+            renames = FailingRenames(patch, k)
+            try:
+                save_model(b, tokenizer, str(out / "best"), card="B", results={})
+                save_top(str(out), str(out / "best"))
+                done = True
+            except OSError as err:
+                assert str(err).endswith(f"killed at rename {k}"), err
+                done = False
+        clean_temporaries(str(out))  # what the next run (or --resume) does first
+        assert find_checkpoint(str(out)) == str(out / "checkpoints" / "step-00000002")
+        states = (saved_as(out / "best"), saved_as(out))
+        assert not [n for n in os.listdir(out) if n.startswith(".")], os.listdir(out)
+        seen.add(states)
+        if done:
+            break
+    assert k == renames.calls and k > 10  # every rename of the save was a failure point once
+    assert ("B", "B") in seen and ("A", "A") in seen
+
+
+def test_training_into_a_mount_point(tmp_path, tiny):
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    from training_utils import data, head
+
+    out = tmp_path / "volume"
+    out.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        (out / "notes").symlink_to(tmp_path)  # the user's own things in the folder stay as they are
+        train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
+        Trainer(TrainingConfig(task="sequence-classification", model=tiny, train=str(train), validation=str(train),
+                               output_dir=str(out), max_steps=2, batch_size=8, max_length=32, progress=False,
+                               save_every=1)).train()
+        assert os.path.ismount(out) and (out / "notes").is_symlink()
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out)
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out / "best")
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+# -- reads that see one save --------------------------------------------------------------------------------
+WRITER = """
+import sys, torch
+import roberta_prelayernorm as rp
+torch.set_num_threads(1)
+models = [torch.load(path, weights_only=False) for path in sys.argv[2:]]
+print("ready", flush=True)
+for i in range(100_000):
+    models[i % 2].save_pretrained(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["folder", "mount point"])
+def test_loads_during_saves_see_one_save(tmp_path, tiny, where):
+    """A writer process saves two models with different labels into one folder, alternately; every load reads
+    one save's config with that save's weights."""
+    import sys
+    import time
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    if where == "mount point":
+        done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    paths = []
+    for name in "AB":
+        model = labelled_model(tiny, name)
+        torch.save(model, tmp_path / f"{name}.pt")
+        paths.append(str(tmp_path / f"{name}.pt"))
+    model.save_pretrained(folder)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), *paths], stdout=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert writer.stdout.readline().strip() == b"ready"
+        seen, deadline = [], time.monotonic() + 15
+        while time.monotonic() < deadline and len(seen) < 150:
+            seen.append(saved_as(folder))  # asserts config and weights agree
+        assert writer.poll() is None and set(seen) == {"A", "B"}, seen  # the saves did change under the reads
+    finally:
+        writer.kill()
+        writer.wait()
+        if where == "mount point":
+            subprocess.run(["umount", "-l", str(folder)], check=False)
