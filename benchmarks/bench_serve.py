@@ -12,7 +12,7 @@ An asynchronous load generator (httpx) keeps 1, 8 and 64 clients busy, each cell
 seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Reported: requests/s,
 useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size.
 
-    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000]
+    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000] [--threads N]
 """
 
 from __future__ import annotations
@@ -154,8 +154,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit of each cell (default 20)")
     parser.add_argument("--requests", type=int, default=2000, help="request limit of each cell (default 2000)")
     parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
+    parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
+                        "torch's; 1 keeps a busy machine's timings sane)")
     parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
     args = parser.parse_args()
+    if args.threads:  # the servers inherit it; the ceiling runs here
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
 
     import roberta_prelayernorm as rp
 

@@ -177,6 +177,23 @@ def test_embed_tokenize_and_openai_embeddings(servers, models):
         "id": 0, "token": "<s>", "text": "<s>", "special": True, "start": 0, "stop": 0}
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_serves(models, precision):
+    engine = Engine(models["text-classification"], precision=precision)
+    server = Server(engine)
+    try:
+        assert answered(httpx.get(server.url + "/info"))["precision"] == precision
+        got = answered(server.post("/predict", {"inputs": TEXTS}))
+        expected = pipeline("text-classification", model=models["text-classification"])(TEXTS, top_k=None)
+        for scores, reference in zip(got, expected):  # the same labels; scores near float32's
+            assert {r["label"] for r in scores} == {"NEGATIVE", "POSITIVE"}
+            assert sum(r["score"] for r in scores) == pytest.approx(1)
+            assert {r["label"]: r["score"] for r in scores} == pytest.approx(
+                {r["label"]: r["score"] for r in reference}, abs=0.05)
+    finally:
+        server.stop()
+
+
 def test_info_health_and_wrong_task(servers):
     info = answered(httpx.get(servers["token-classification"].url + "/info"))
     assert info["task"] == "token-classification" and info["labels"][1] == "B-PER" and info["max_input_length"] == 64
@@ -409,7 +426,7 @@ def chromium_paths():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["text-classification", "token-classification", "question-answering"])
+@pytest.mark.parametrize("task", list(HEADS))
 def test_page_in_headless_chromium(servers, task, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -419,10 +436,14 @@ def test_page_in_headless_chromium(servers, task, browser):
     browser.get(server.url + "/")
     wait = WebDriverWait(browser, 20)
     wait.until(ready.text_to_be_present_in_element((By.ID, "about"), task))
-    text = {"question-answering": "Who created Python?"}.get(task, TEXTS[3])
+    text = {"question-answering": "Who created Python?", "multiple-choice": "She opened the umbrella",
+            "fill-mask": "The capital of France is <mask>."}.get(task, TEXTS[3])
+    choices = ["because it rained.", "because it was dry.", "to fly"]
     browser.find_element(By.ID, "text").send_keys(text)
     if task == "question-answering":
         browser.find_element(By.ID, "context").send_keys(CONTEXT)
+    if task == "multiple-choice":
+        browser.find_element(By.ID, "choices").send_keys("\n".join(choices))
     browser.find_element(By.ID, "submit").click()
     if task == "text-classification":
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#bars .label"))
@@ -436,6 +457,16 @@ def test_page_in_headless_chromium(servers, task, browser):
         marks = browser.find_elements(By.CSS_SELECTOR, "#result mark")
         assert [m.text.rsplit("\n", 1)[0].rsplit(m.find_element(By.TAG_NAME, "small").text, 1)[0].strip()
                 for m in marks] == [text[e["start"]:e["end"]].strip() for e in expected]
+    elif task == "multiple-choice":
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#bars .label"))
+        expected = answered(server.post("/choose", {"inputs": {"prompt": text, "choices": choices}}))
+        shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#bars .label")]
+        assert shown == [r["choice"] for r in expected]
+    elif task == "fill-mask":
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#result li"))
+        expected = answered(server.post("/fill-mask", {"inputs": text}))
+        shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#result li")]
+        assert [s.split(" — ")[0] for s in shown] == [c["token_str"].strip() for c in expected]
     else:
         wait.until(lambda b: b.find_elements(By.ID, "answer"))
         expected = answered(server.post("/answer", {"inputs": {"question": text, "context": CONTEXT}}))

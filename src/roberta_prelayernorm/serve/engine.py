@@ -179,8 +179,9 @@ class Batcher:
         torch.set_grad_enabled(False)
         try:
             self.engine.warm_up()
-        finally:
-            self.ready = True  # a failed warm-up shows in the log; requests then show what is wrong
+        except Exception:  # noqa: BLE001 - logged; the requests then show what is wrong (as 500s with ids)
+            logger.exception("the warm-up failed")
+        self.ready = True
         while True:
             with self.condition:
                 while not self.pending and not self.stopping:
