@@ -25,13 +25,14 @@ The cache is checked on every call, three ways. The weight's version counter cat
 autograd sees (optimizer steps, `load_state_dict`, `copy_` and `init.*` under no_grad). Its storage, held by a
 weak reference (so a freed storage's address reused by another weight is never taken for it), with offset,
 strides, dtype, device and shape, catches `to()`, `half()`, replaced parameters and `weight.data = ...`. A
-sample of the weight's values, one element in every row and every column, compared bit for bit with the
-values the copy was packed from, catches writes no counter sees: in-place writes through `weight.data` (PEFT's
+sample of the weight's values, at least one element in every row and every column, compared bit for bit with
+the values the copy was packed from, catches writes no counter sees: in-place writes through `weight.data` (PEFT's
 `merge_and_unload`, transformers-style `_init_weights`, re-initialisation), numpy views, fused optimizers.
 Such a write is seen when it changes a whole row, a whole column or every element, which every re-initialiser,
 merge and optimizer step does; one that changes a few scattered elements through `.data` and none sampled is
-not: call `clear_cache()` after it. The sample costs two small ops per call (a gather of rows + columns
-elements and a compare).
+not: call `clear_cache()` after it. The sample costs a gather of max(rows, columns) elements and a compare per
+call: about 15 us for a 768 x 3072 weight, against 3 us for the counters alone (base model, 1 x 16 tokens: a
+forward about 10% slower; 8 x 64 tokens: 2-3%).
 """
 
 from __future__ import annotations
@@ -138,9 +139,10 @@ def best_times(runs: dict, inputs: list, warmups: int = 1) -> dict:
 
 
 def _sample_index(rows: int, columns: int) -> torch.Tensor:
-    """Flat (row-major) indices of one element in every row and every column of a (rows, columns) matrix."""
-    r, c = torch.arange(rows), torch.arange(columns)
-    return torch.cat([r * columns + r % columns, (c % rows) * columns + c])
+    """Flat (row-major) indices of max(rows, columns) elements of a (rows, columns) matrix, at least one in every
+    row and every column (wrapped diagonals)."""
+    i = torch.arange(max(rows, columns))
+    return (i % rows) * columns + i % columns
 
 
 def _prepacked(weight: torch.Tensor) -> torch.Tensor:
@@ -150,7 +152,7 @@ def _prepacked(weight: torch.Tensor) -> torch.Tensor:
     storage = weight.untyped_storage()
     entry = _packed.get(weight)
     if (entry is not None and entry[0] == key and entry[1]() is storage
-            and torch.equal(_bits(weight.detach().take(entry[2])), entry[3])):
+            and torch.equal(_bits(weight.take(entry[2])), entry[3])):  # no autograd here: see _usable
         return entry[4]
     # Plain tensors even when called under inference_mode, so later calls outside it may use them.
     with torch.inference_mode(False), torch.no_grad():
