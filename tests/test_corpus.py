@@ -209,3 +209,38 @@ def test_tokenize_corpus_memory_is_bounded_by_bytes_not_documents(tiny, tmp_path
     assert done.returncode == 0, done.stderr
     peak = int(done.stderr.strip().splitlines()[-1])
     assert peak < 400, f"tokenize-corpus over 16 MB peaked at {peak} MB"
+
+
+def test_an_input_edited_to_the_same_size_is_not_resumed(tiny, corpus, tmp_path):
+    jsonl, _ = corpus
+    text = tmp_path / "train.jsonl"
+    text.write_bytes(open(jsonl, "rb").read())
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus([str(text)], Tokenizer(tokenizer, fail_at=2), str(tmp_path / "dir"), CHUNK, progress=False)
+    edited = text.read_bytes().replace(b"a", b"e", 5)  # the same size, other text
+    text.write_bytes(edited)
+    with pytest.raises(CorpusError, match=f"{text} changed since"):
+        write_corpus([str(text)], tokenizer, str(tmp_path / "dir"), CHUNK, progress=False)
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once(tiny, corpus, tmp_path, capsys):
+    from roberta_prelayernorm.files import exclusive_lock
+
+    jsonl, _ = corpus
+    with exclusive_lock(str(tmp_path / "dir")):  # the first run, still running
+        assert main(["tokenize-corpus", jsonl, "--tokenizer", tiny, "--output", str(tmp_path / "dir"),
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'dir'} is in use by process {os.getpid()}") and err.count("\n") == 1
+    assert os.listdir(tmp_path / "dir") == [".lock"]  # the second run wrote nothing
+
+
+def test_a_corpus_is_known_by_its_contents_not_by_its_lock(tiny, corpus, tmp_path):
+    from roberta_prelayernorm.training.checkpoints import file_fingerprint
+
+    _, folder = corpus
+    before = file_fingerprint(folder)
+    with open(os.path.join(folder, ".lock"), "a") as f:
+        f.write("process 1234567890\n")  # another run's lock, longer
+    assert file_fingerprint(folder) == before

@@ -243,3 +243,43 @@ def test_loads_during_saves_see_one_save(tmp_path, tiny, where):
         writer.wait()
         if where == "mount point":
             subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+# -- every signal that ends a command leaves what Ctrl-C leaves -----------------------------------------------
+SIGNALLED = """
+import os, signal, sys, time
+import roberta_prelayernorm.convert as convert
+import roberta_prelayernorm.training.corpus as corpus
+from roberta_prelayernorm.cli import main
+
+number = int(sys.argv[1])
+
+
+def arrives(*args, **kwargs):  # the signal arrives while the command writes its output
+    os.kill(os.getpid(), number)
+    time.sleep(30)
+
+
+convert.copy_tokenizer = corpus.save_array = arrives
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [2, 15, 1], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_leaves_no_temporary_files(tmp_path, tiny, number):
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", SIGNALLED, str(number), *args], capture_output=True,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+
+    done = run("convert", tiny, "--output", str(tmp_path / "converted"))
+    assert done.returncode == 128 + number and done.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert os.listdir(tmp_path) == []  # neither the output nor its temporary folder
+    text = tmp_path / "text.txt"
+    text.write_text("one document\nanother one\n")
+    done = run("tokenize-corpus", str(text), "--tokenizer", tiny, "--output", str(tmp_path / "corpus"),
+               "--no-progress")
+    assert done.returncode == 128 + number, done.stderr
+    assert sorted(os.listdir(tmp_path / "corpus" / ".chunks")) == ["chunk-000000.bin", "plan.json"]  # no .tmp

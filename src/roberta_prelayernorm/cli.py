@@ -8,8 +8,11 @@ and returning an exit code. Modules are imported only when the command line is b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from importlib import import_module
 from typing import Optional, Sequence
 
@@ -53,10 +56,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with interrupted_by(signal.SIGTERM, signal.SIGHUP):
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as err:
+        number = err.args[0] if err.args and isinstance(err.args[0], int) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(number).name})", file=sys.stderr)
+        return 128 + number
     except Exception as err:  # noqa: BLE001 - the one place errors become messages
         if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
@@ -69,6 +74,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {message}" if user_error else
               f"error: {type(err).__name__}: {message} (an internal error; --debug shows where)", file=sys.stderr)
         return 2 if user_error else 1
+
+
+@contextlib.contextmanager
+def interrupted_by(*signals):
+    """Make `signals` end the command as Ctrl-C (SIGINT) does, by raising KeyboardInterrupt(number): every
+    cleanup that runs for SIGINT (temporary files and folders removed, finished chunks kept, locks released)
+    runs for them too. The previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield
+        return
+
+    def interrupt(number, frame):
+        raise KeyboardInterrupt(number)
+
+    previous = {number: signal.signal(number, interrupt) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

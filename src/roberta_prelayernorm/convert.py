@@ -152,7 +152,7 @@ def convert(source: str, output: str, tokenizer=None, dtype=None) -> dict:
         target = torch.float32
     # a fairseq file's tokenizer (Hugging Face files, if any) would lie beside it
     tokenizer_source = tokenizer or (os.path.dirname(os.path.abspath(source)) if os.path.isfile(source) else source)
-    with atomic_folder(output) as folder:  # filled beside, renamed into place
+    with atomic_folder(output, replace=False) as folder:  # a new folder filled beside; an empty one, inside
         model.to(target).save_pretrained(folder)
         copied = copy_tokenizer(tokenizer_source, folder)
         if tokenizer and not copied:

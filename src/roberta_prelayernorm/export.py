@@ -154,7 +154,7 @@ def export_folder(model_dir: str, output: str, int8: bool = False, opset=None) -
     """model.onnx (+ model_int8.onnx), config and tokenizer into `output`; the largest differences from PyTorch."""
     check_new_folder(output)
     model = load_model(model_dir)
-    with atomic_folder(output) as tmp:  # filled beside, renamed into place
+    with atomic_folder(output, replace=False) as tmp:  # a new folder filled beside; an empty one, inside
         export_onnx(model, os.path.join(tmp, "model.onnx"), opset=opset)
         differences = {"model.onnx": largest_difference(model, os.path.join(tmp, "model.onnx"))}
         if int8:

@@ -68,7 +68,8 @@ def file_fingerprint(path: str) -> str:
     digest, size, sizes_only = hashlib.sha256(), 0, corpus.is_corpus(path)
     for name in paths:
         if sizes_only and os.path.basename(name) != corpus.METADATA:
-            size += os.path.getsize(name)
+            if not os.path.basename(name).startswith("."):  # tokenize-corpus's lock file is no part of it
+                size += os.path.getsize(name)
             continue
         with open(name, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):

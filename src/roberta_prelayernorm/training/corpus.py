@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..files import atomic_write, atomic_write_text
+from ..files import atomic_write, atomic_write_text, exclusive_lock
 
 METADATA = "corpus.json"
 TOKENS = "tokens.bin"
@@ -102,8 +102,6 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_bytes: int = CH
     """Tokenize `paths` into the corpus folder `output` (resuming a killed run); returns the metadata.
 
     A chunk ends once its documents reach `chunk_bytes` bytes of UTF-8 text (see by_bytes)."""
-    from tqdm.auto import tqdm
-
     for path in paths:
         if not os.path.isfile(path):
             raise CorpusError(f"TEXT_FILES: {path!r} is not a file")
@@ -112,17 +110,50 @@ def write_corpus(paths: list[str], tokenizer, output: str, chunk_bytes: int = CH
     vocab = len(tokenizer)
     plan = {"format": FORMAT_VERSION, "tokenizer_sha256": tokenizer_hash(tokenizer), "vocab_size": vocab,
             "dtype": "uint16" if vocab <= 2**16 else "uint32", "chunk_bytes": chunk_bytes,
-            "sources": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in paths]}
+            "sources": [source_fingerprint(p) for p in paths]}
     if is_corpus(output):
         raise CorpusError(f"--output {output!r} already holds a finished corpus; choose another folder")
+    with exclusive_lock(output):  # one run per folder: a second is refused at once, naming the first
+        return _write_corpus(paths, tokenizer, output, plan, progress)
+
+
+def source_fingerprint(path: str) -> dict:
+    """A text file as a corpus plan records it: its content's sha256, so that a resumed run notices a file
+    edited since, even to the same size."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": os.path.abspath(path), "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def plan_differences(before: dict, now: dict) -> list[str]:
+    """What differs between a partial corpus's plan and this run's, in words."""
+    changed = [f"{key} {before.get(key)!r} then, {now[key]!r} now" for key in now
+               if key != "sources" and before.get(key) != now[key]]
+    sources = before.get("sources") or []
+    if [source["path"] for source in sources] != [source["path"] for source in now["sources"]]:
+        changed.append("its files were " + ", ".join(source["path"] for source in sources))
+    else:
+        changed += [f"{new['path']} changed since (sha256 {(old.get('sha256') or 'unknown')[:12]} then, "
+                    f"{new['sha256'][:12]} now)" for old, new in zip(sources, now["sources"]) if old != new]
+    return changed
+
+
+def _write_corpus(paths: list[str], tokenizer, output: str, plan: dict, progress: bool) -> dict:
+    """write_corpus's work, holding the folder's lock."""
+    from tqdm.auto import tqdm
+
+    chunk_bytes = plan["chunk_bytes"]
     chunks = os.path.join(output, CHUNKS)
     os.makedirs(chunks, exist_ok=True)
     plan_path = os.path.join(chunks, "plan.json")
     if os.path.exists(plan_path):
         with open(plan_path, encoding="utf-8") as f:
-            if json.load(f) != plan:
-                raise CorpusError(f"--output {output!r} holds a partial corpus of other files, tokenizer or chunk "
-                                  "size; remove it or choose another folder")
+            differences = plan_differences(json.load(f), plan)
+        if differences:
+            raise CorpusError(f"--output {output!r} holds a partial corpus of other files, tokenizer or chunk size "
+                              f"({'; '.join(differences)}); remove it or choose another folder")
     else:
         atomic_write_text(plan_path, json.dumps(plan, indent=2))
     dtype = np.dtype(plan["dtype"])
