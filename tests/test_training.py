@@ -279,3 +279,34 @@ def test_resume_into_another_folder_without_best(tmp_path, tiny):
     assert again.best is not None and again.best["step"] == 4
     assert {"best", "last", "config.json"} <= set(os.listdir(tmp_path / "again"))
     rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "again")
+
+
+def test_max_length_is_checked_against_the_model_before_the_data_is_tokenized(tmp_path, tiny, monkeypatch):
+    from roberta_prelayernorm.tasks.sequence_classification import SequenceClassification
+
+    monkeypatch.setattr(SequenceClassification, "features", lambda self, examples: pytest.fail("tokenized first"))
+    with pytest.raises(ValueError, match="max_length=4096 is longer than the model takes"):
+        Trainer(config(tmp_path, "sequence-classification", tiny, max_length=4096))
+
+
+def test_a_task_option_is_declared_once_and_reaches_every_use(tmp_path, tiny):
+    """Each field of a task's Options is a task keyword, a TrainingConfig field, a `train` and an `evaluate`
+    flag with its help, a resume setting, and checked by the task itself."""
+    import dataclasses
+
+    from roberta_prelayernorm.cli import build_parser
+    from roberta_prelayernorm.tasks import OPTION_NAMES, TASKS
+
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    declared = [f for task in TASKS.values() for f in dataclasses.fields(task.Options)]
+    assert {f.name for f in declared} == set(OPTION_NAMES) >= {"stride", "label_all_pieces", "mlm_probability"}
+    for option in declared:
+        assert option.name in {f.name for f in dataclasses.fields(TrainingConfig)}
+        for command in ("train", "evaluate"):
+            action = next(a for a in subcommands[command]._actions if a.dest == option.name)
+            assert action.help == option.metadata["help"]
+            assert action.default == option.default or command == "train"  # train: unset, so a recipe can set it
+    trainer = Trainer(config(tmp_path, "question-answering", tiny, stride=8))
+    assert trainer.task.options.stride == 8 and trainer.settings()["stride"] == 8
+    with pytest.raises(ValueError, match="stride=64 is not allowed: an int in \\[0, max_length=64\\)"):
+        TASKS["question-answering"](trainer.tokenizer, 64, stride=64)

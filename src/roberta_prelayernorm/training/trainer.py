@@ -134,6 +134,9 @@ class Trainer:
         self.tokenizer = tokenizer
         if model is None and config.model is None:
             raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
+        for path in (config.train, config.validation):  # the cheap checks first: files, then lengths
+            if path is not None and not os.path.exists(path):
+                raise FileNotFoundError(f"data file {path!r} does not exist")
         # The length is checked against the model before the data is tokenized (its config suffices).
         check_length(max_length=config.max_length, tokenizer=tokenizer,
                      model_config=model.config if model is not None else model_config(config.model))
