@@ -283,3 +283,18 @@ def test_a_signal_leaves_no_temporary_files(tmp_path, tiny, number):
                "--no-progress")
     assert done.returncode == 128 + number, done.stderr
     assert sorted(os.listdir(tmp_path / "corpus" / ".chunks")) == ["chunk-000000.bin", "plan.json"]  # no .tmp
+
+
+# -- what the user owns is refused or kept ---------------------------------------------------------------------
+def test_demo_into_a_finished_run_needs_overwrite(tmp_path, capsys):
+    from roberta_prelayernorm.cli import main
+
+    out = tmp_path / "demo"
+    (out / "sequence-classification" / "best").mkdir(parents=True)
+    (out / "sequence-classification" / "metrics.jsonl").write_text("{}\n")
+    assert main(["demo", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --output {out} is not empty (it holds sequence-classification); pass --overwrite to "
+                   "replace an earlier demo run there, or choose a new folder\n")
+    assert sorted(os.listdir(out)) == ["sequence-classification"]  # nothing written
+    assert (out / "sequence-classification" / "metrics.jsonl").read_text() == "{}\n"

@@ -44,6 +44,9 @@ def add_commands(subparsers) -> None:
         epilog="example:\n  roberta-prelayernorm demo --output demo-output",
     )
     parser.add_argument("--output", default=None, help="folder for the models and metrics (default: a temp folder)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what an earlier run left in --output (a folder that is not empty is refused "
+                             "without it, as train refuses a finished run)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every training length by this (0.1 for a 20-second smoke run)")
@@ -64,6 +67,10 @@ def run(args) -> int:
 
     if args.scale <= 0:
         raise ValueError(f"--scale must be > 0, got {args.scale}")
+    held = sorted(os.listdir(args.output)) if args.output and os.path.isdir(args.output) else []
+    if held and not args.overwrite:  # before any work, as train refuses a finished run
+        raise ValueError(f"--output {args.output} is not empty (it holds {', '.join(held[:5])}); pass --overwrite "
+                         "to replace an earlier demo run there, or choose a new folder")
     # Tiny models run faster on one thread than on several (thread hand-offs cost more than the matmuls).
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -90,9 +97,9 @@ def run(args) -> int:
     def steps(n: int) -> int:
         return max(2, int(n * args.scale))
 
-    # overwrite: running the demo again into the same --output replaces its earlier runs.
+    # --overwrite: running the demo again into the same --output replaces its earlier runs.
     common = dict(batch_size=16, max_length=128, warmup_ratio=0.06, weight_decay=0.01, seed=args.seed,
-                  progress=True, log_every=25, overwrite=True)
+                  progress=True, log_every=25, overwrite=args.overwrite)
     print(f"2. Masked-LM pre-training ({steps(MLM_STEPS)} steps, 15% masking, 80/10/10) on the corpus tokenized "
           "into a memory-mapped folder (as `tokenize-corpus` writes it), with sparse prediction (the LM head at "
           "the masked positions only)...")
