@@ -298,3 +298,52 @@ def test_demo_into_a_finished_run_needs_overwrite(tmp_path, capsys):
                    "replace an earlier demo run there, or choose a new folder\n")
     assert sorted(os.listdir(out)) == ["sequence-classification"]  # nothing written
     assert (out / "sequence-classification" / "metrics.jsonl").read_text() == "{}\n"
+
+
+# -- a full disk and a damaged checkpoint during training -------------------------------------------------------
+def train_args(tmp_path, tiny, *more):
+    from training_utils import data, head
+
+    train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
+    return ["train", "--task", "sequence-classification", "--model", tiny, "--train", str(train), "--output",
+            str(tmp_path / "out"), "--max-steps", "4", "--save-every", "2", "--batch-size", "8", "--max-length",
+            "32", "--no-progress", *more]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous(tmp_path, tiny, monkeypatch,
+                                                                                    capsys):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from roberta_prelayernorm.cli import main
+
+    real, saves = safetensors.torch.save_file, []
+
+    def save_file(tensors, path, metadata=None):
+        saves.append(path)
+        if len(saves) == 2:  # the step-4 checkpoint: the disk is full
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                  '"No space left on device" })')
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    assert main(train_args(tmp_path, tiny, "--max-steps", "6")) == 2
+    err = capsys.readouterr().err
+    step4 = tmp_path / "out" / "checkpoints" / "step-00000004"
+    assert err == f"error: cannot write {step4}/model.safetensors: the disk is full (free space, then run again)\n"
+    assert sorted(os.listdir(tmp_path / "out" / "checkpoints")) == ["step-00000002"]  # intact, nothing half
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    assert main(train_args(tmp_path, tiny, "--max-steps", "6", "--resume")) == 0  # it resumes from step 2
+
+
+def test_a_truncated_checkpoint_on_resume_is_one_line(tmp_path, tiny, capsys):
+    from roberta_prelayernorm.cli import main
+
+    assert main(train_args(tmp_path, tiny, "--max-steps", "3")) == 0  # a checkpoint at step 2
+    state = tmp_path / "out" / "checkpoints" / "step-00000002" / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(train_args(tmp_path, tiny, "--max-steps", "3", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot resume from {state}: the file is truncated or corrupt (") and \
+        err.count("\n") == 1 and "weights_only" not in err, err

@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from ..files import (atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock, link_or_copy,
                      recover_folder)
+from ..hub import CheckpointError
 from . import corpus
 from .state import TrainState
 
@@ -178,7 +179,13 @@ def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed
     checking that it was written with `settings` (the run would not continue exactly otherwise); returns the
     checkpoint folder and what it saved (best, ...)."""
     folder = agreed_checkpoint(path, distributed)
-    saved = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
+    except Exception as err:  # a file cut short or damaged after it was written whole
+        reason = str(err).strip().split("\n")[0].split(". ")[0][:160]  # torch's first sentence, not its advice
+        raise CheckpointError(f"cannot resume from {os.path.join(folder, STATE_FILE)}: the file is truncated or "
+                              f"corrupt ({type(err).__name__}: {reason}); resume from an earlier "
+                              "checkpoints/step-N/ (--resume FOLDER) or start a new run") from None
     # Checkpoints written before settings were stored have the four that set the data order.
     before = saved.get("settings") or {name: saved[name] for name in ("world_size", "batch_size", "grad_accum",
                                                                       "seed")}
