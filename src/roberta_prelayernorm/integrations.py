@@ -20,17 +20,26 @@ import transformers
 
 from .checkpoint import PreTrainedMixin
 from .files import atomic_folder
+from .tokenizer import RobertaPreLayerNormTokenizer
 
 
 class Trainer(transformers.Trainer):
     """transformers.Trainer that saves this package's models with save_pretrained (see the module docstring)."""
+
+    def __init__(self, model=None, args=None, data_collator=None, *rest, processing_class=None, **kwargs):
+        # transformers pads by default only for its own tokenizer classes (an isinstance check); this package's
+        # tokenizer gets the same default: DataCollatorWithPadding.
+        tokenizer = processing_class if processing_class is not None else kwargs.get("tokenizer")
+        if data_collator is None and isinstance(tokenizer, RobertaPreLayerNormTokenizer):
+            data_collator = transformers.DataCollatorWithPadding(tokenizer)
+        super().__init__(model, args, data_collator, *rest, processing_class=processing_class, **kwargs)
 
     def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         if not isinstance(model, PreTrainedMixin):  # a PEFT or transformers model: transformers knows it
             return super()._save(output_dir, state_dict=state_dict)
         output_dir = output_dir if output_dir is not None else self.args.output_dir
-        with atomic_folder(output_dir) as folder:  # model, tokenizer and arguments swapped in together
+        with atomic_folder(output_dir, replace=False) as folder:  # together; the folder itself written into, kept
             model.save_pretrained(folder, state_dict=state_dict, safe_serialization=self.args.save_safetensors)
             tokenizer = self.processing_class or getattr(self.data_collator, "tokenizer", None)
             if tokenizer is not None:
