@@ -30,6 +30,11 @@ class Engine:
     def reset(self) -> None:
         self._configured.clear()
 
+    def __getstate__(self) -> dict:
+        # The configured copies are a cache: left out, so a pickle (and datasets' fingerprint of a map that uses
+        # the tokenizer) is the same before and after calls.
+        return {**self.__dict__, "_configured": {}}
+
     def configured(self, prefix_space: bool, truncation: Optional[tuple] = None, padding: Optional[tuple] = None):
         """The backend for a setting: `prefix_space` for pre-split words (each tokenized as if a space preceded
         it, the slow RobertaTokenizer's behaviour), `truncation` and `padding` as enable_* keywords (items)."""

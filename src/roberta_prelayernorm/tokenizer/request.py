@@ -87,7 +87,9 @@ def resolve(
         raise ValueError(
             f"truncation={truncation!r} is not valid; use True, False or one of {TRUNCATION_STRATEGIES}"
         )
-    padding, truncation = str(padding), str(truncation)  # transformers' str enums compare equal; plain str here
+    # transformers' PaddingStrategy / TruncationStrategy are str enums: their values, not str() (which names the
+    # member on Python 3.11+)
+    padding, truncation = str(getattr(padding, "value", padding)), str(getattr(truncation, "value", truncation))
 
     unlimited = model_max_length > LARGE_INTEGER
     if max_length is None and padding == "max_length":

@@ -101,6 +101,23 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             os.fspath(save_directory), self._tokenizer, options, self._special_tokens, self.additional_special_tokens
         )
 
+    def __getstate__(self) -> dict:
+        # Without the once-per-tokenizer warning flag: the pickled state (datasets hashes it to fingerprint a map)
+        # must not change when the tokenizer is used.
+        return {**self.__dict__, "_warned_too_long": False}
+
+    def push_to_hub(self, repo_id: str, commit_message: Optional[str] = None, private: Optional[bool] = None,
+                    token=None, create_pr: bool = False, revision: Optional[str] = None):
+        """Upload the tokenizer files to the hub repo `repo_id` (created if missing); returns the commit info."""
+        import tempfile
+
+        from ..hub import upload_folder
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            return upload_folder(folder, repo_id, commit_message=commit_message or "Upload tokenizer",
+                                 private=private, token=token, create_pr=create_pr, revision=revision)
+
     # ---------------------------------------------------------------- vocabulary
 
     @property
@@ -142,6 +159,10 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
         if index is None and self.unk_token is not None:
             return self._tokenizer.token_to_id(self.unk_token)
         return index
+
+    def _convert_id_to_token(self, index: int) -> Optional[str]:
+        """The token of one id (None past the vocabulary), as transformers' fast tokenizers answer."""
+        return self._tokenizer.id_to_token(int(index))
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         """Token of an id (or tokens of a list of ids); None for ids outside the vocabulary."""
