@@ -347,3 +347,13 @@ def test_a_truncated_checkpoint_on_resume_is_one_line(tmp_path, tiny, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot resume from {state}: the file is truncated or corrupt (") and \
         err.count("\n") == 1 and "weights_only" not in err, err
+
+
+def test_a_full_disk_while_logging_names_the_file(small_tmpfs):
+    from roberta_prelayernorm.files import append_text
+
+    path = small_tmpfs / "metrics.jsonl"
+    append_text(str(path), "{}\n")
+    with pytest.raises(WriteError, match=f"^cannot write {path}: the disk is full"):
+        append_text(str(path), "x" * 1_000_000)
+    assert path.read_text().startswith("{}\n")

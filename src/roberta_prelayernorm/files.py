@@ -108,6 +108,15 @@ def open_output(path: str, encoding: str = "utf-8"):
         yield f
 
 
+def append_text(path: str, text: str) -> None:
+    """Append `text` to the file `path` (a log: the lines written so far stay), naming it when that fails."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:
+        raise write_error(path, err, os.path.dirname(os.path.abspath(path))) from err
+
+
 def plain_mode(path: str, mode: int) -> None:
     """mkstemp and mkdtemp make 0600 files and 0700 folders: give `path` the mode a plain open() or mkdir()
     would (`mode` less the umask)."""
@@ -117,11 +126,8 @@ def plain_mode(path: str, mode: int) -> None:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    atomic_write(path, write)
+    with open_output(path) as f:
+        f.write(text)
 
 
 # Folders being written by atomic_folder in this thread: writes inside them need no folder of their own.

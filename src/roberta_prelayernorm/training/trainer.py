@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from ..files import atomic_write_text, check_output, exclusive_lock
+from ..files import append_text, atomic_write_text, check_output, exclusive_lock
 from ..tasks import OPTION_NAMES, TASKS, Task, make_task
 from ..tasks.records import read_records
 from . import corpus
@@ -401,8 +401,7 @@ class Trainer:
         self.history.append(entry)
         if not self.dist.is_main:
             return
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry) + "\n")
+        append_text(self.metrics_path, json.dumps(entry) + "\n")
         if entry["split"] == "validation":
             shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                               for k, v in entry.items() if k not in ("time", "split", "epoch"))
