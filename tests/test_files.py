@@ -152,6 +152,8 @@ def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_run(tmp_path, tin
     (first / "checkpoints").mkdir()
     shutil.copytree(first / "best", first / "checkpoints" / "step-00000002")
     (first / "checkpoints" / "step-00000002" / "trainer_state.pt").write_bytes(b"state")
+    (tmp_path / "elsewhere").mkdir()
+    (first / "data").symlink_to(tmp_path / "elsewhere")  # the user's own link in the output folder
     seen = set()
     for k in range(200):
         out = tmp_path / f"run-{k}"
@@ -168,6 +170,7 @@ def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_run(tmp_path, tin
         clean_temporaries(str(out))  # what the next run (or --resume) does first
         assert find_checkpoint(str(out)) == str(out / "checkpoints" / "step-00000002")
         states = (saved_as(out / "best"), saved_as(out))
+        assert (out / "data").is_symlink()  # kept as a link, not turned into a copy
         assert not [n for n in os.listdir(out) if n.startswith(".")], os.listdir(out)
         seen.add(states)
         if done:
@@ -357,3 +360,19 @@ def test_a_full_disk_while_logging_names_the_file(small_tmpfs):
     with pytest.raises(WriteError, match=f"^cannot write {path}: the disk is full"):
         append_text(str(path), "x" * 1_000_000)
     assert path.read_text().startswith("{}\n")
+
+
+def test_convert_into_an_empty_mount_point(tmp_path, tiny):
+    from roberta_prelayernorm.convert import convert
+
+    out = tmp_path / "volume"
+    out.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        assert convert(tiny, str(out))["difference"] < 1e-5
+        assert os.path.ismount(out) and {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out))
+        assert not [n for n in os.listdir(out) if n.startswith(".")]
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
