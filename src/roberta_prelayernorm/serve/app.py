@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .schemas import (AnswerRequest, ChooseRequest, EmbedRequest, FillMaskRequest, OpenAIEmbeddingRequest,
                       PredictRequest, TagRequest, TokenizeRequest)
 
+INLINE_BODY_BYTES = 16384  # bodies up to this size are prepared on the event loop, larger ones in a thread
 # pydantic's names of union members in an error's location: not fields, left out of the messages.
 TYPE_TAGS = ("str", "int", "bool", "float")
 
@@ -118,7 +119,11 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
         in_flight[0] += 1
         metrics.in_flight.inc()
         try:
-            options, features = await run_in_threadpool(prepare, pipe, items, options)
+            # A small body is tokenized right here (well under a millisecond); a thread hop would cost more.
+            if int(request.headers.get("content-length") or INLINE_BODY_BYTES + 1) <= INLINE_BODY_BYTES:
+                options, features = prepare(pipe, items, options)
+            else:
+                options, features = await run_in_threadpool(prepare, pipe, items, options)
             job_tokens = sum(len(feature["input_ids"]) for per_item in features for feature in per_item)
             request.state.tokens = job_tokens
             loop = asyncio.get_running_loop()
@@ -231,6 +236,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
             "model": engine.name, "task": engine.task, "route": TASK_ROUTES.get(engine.task), "labels": engine.labels,
             "mask_token": engine.tokenizer.mask_token, "precision": engine.precision, "device": str(engine.device),
             "max_input_length": engine.max_input_length, "max_batch_tokens": limits.max_batch_tokens,
+            "max_batch_size": limits.max_batch_size,
             "max_concurrent_requests": limits.max_concurrent_requests, "truncate": limits.truncate,
             "max_inputs_per_request": limits.max_inputs_per_request, "max_body_bytes": limits.max_body_bytes,
             "request_timeout": limits.request_timeout, "version": __version__})

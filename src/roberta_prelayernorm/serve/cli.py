@@ -47,8 +47,11 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
                         help="weights and compute: fp32 (default), bf16, or int8 (dynamic quantization, CPU only)")
     parser.add_argument("--max-batch-tokens", type=positive_int, default=16384,
-                        help="tokens per forward, counted as rows x longest row (default 16384); at least the "
-                             "longest input allowed")
+                        help="tokens taken from the queue at a time (default 16384); at least the longest input "
+                             "allowed")
+    parser.add_argument("--max-batch-size", type=positive_int, default=32,
+                        help="sequences per forward: what is taken runs sorted by length in forwards of this many, "
+                             "each padded to its own longest, as the offline pipelines do (default 32)")
     parser.add_argument("--max-concurrent-requests", type=positive_int, default=512,
                         help="requests in flight; more are answered 429 with Retry-After (default 512)")
     parser.add_argument("--max-inputs-per-request", type=positive_int, default=256,
@@ -85,7 +88,8 @@ def run(args) -> int:
 
     setup_logging(args.log_json)
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
-    limits = Limits(max_batch_tokens=args.max_batch_tokens, max_concurrent_requests=args.max_concurrent_requests,
+    limits = Limits(max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
+                    max_concurrent_requests=args.max_concurrent_requests,
                     max_inputs_per_request=args.max_inputs_per_request, max_body_bytes=args.max_body_bytes,
                     max_input_length=args.max_input_length, truncate=args.truncate,
                     request_timeout=args.request_timeout)
@@ -110,7 +114,9 @@ def run(args) -> int:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, bound here so that a taken port is a start-up error (exit 2), not a log line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and without it Nagle's
+    # algorithm and delayed ACKs hold every response back by ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,9 +1,10 @@
 """The model side of the server: a model of any task loaded once, and the one thread that runs it.
 
 Requests become *jobs*: their inputs' features (the pipelines' own, see pipelines/base.py) waiting in a queue.
-The batcher thread takes what is waiting, oldest first, up to `max_batch_tokens` (rows x longest row: what a
-padded batch costs), runs the pipeline's batched forward on it, and finishes each job whose features have all
-run with the pipeline's own postprocessing. A job's features may run in several batches. Work of a client that
+The batcher thread takes what is waiting, oldest first, up to `max_batch_tokens` tokens, and runs it as the
+offline pipeline runs its inputs (pipelines/base.py run_batches): sorted by length, in forwards of at most
+`max_batch_size` sequences, each padded only to its own longest (on GPUs the model packs the real tokens).
+Then it finishes each job whose features have all run with the pipeline's own postprocessing. A job's features may run in several batches. Work of a client that
 has gone (cancelled) is dropped before it runs. The event loop never waits on the model.
 """
 
@@ -32,6 +33,7 @@ class Limits:
     """What one server accepts (the serve command's flags)."""
 
     max_batch_tokens: int = 16384
+    max_batch_size: int = 32
     max_concurrent_requests: int = 512
     max_inputs_per_request: int = 256
     max_body_bytes: int = 1 << 20
@@ -77,12 +79,10 @@ class Engine:
         loader = AutoModel if self.task is None else _head_class(self.task)
         self.model = loader.from_pretrained(model, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
                                             quantize="int8" if precision == "int8" else None).to(self.device).eval()
-        # Every feature of a chunk the batcher takes fits one padded batch: a chunk has at most
-        # max_batch_tokens features (each at least one token), so run_batches runs it as one forward.
-        self.pipes = {"embed": EmbeddingPipeline(self.model, self.tokenizer, batch_size=limits.max_batch_tokens)}
+        self.pipes = {"embed": EmbeddingPipeline(self.model, self.tokenizer, batch_size=limits.max_batch_size)}
         if self.task is not None:
             self.pipes[self.task] = pipeline_class(self.task)(self.model, self.tokenizer,
-                                                              batch_size=limits.max_batch_tokens)
+                                                              batch_size=limits.max_batch_size)
         longest = self.tokenizer.model_max_length  # the model's, after the pipelines fitted the tokenizer to it
         if limits.max_input_length is not None:
             if limits.max_input_length > longest:
@@ -139,7 +139,7 @@ class Job:
 
 
 class Batcher:
-    """The thread that runs the model: takes waiting features up to max_batch_tokens, one forward at a time."""
+    """The thread that runs the model: takes waiting features up to max_batch_tokens and runs them."""
 
     def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
                  on_drop: Callable[[Job], None] = lambda _: None):
@@ -193,8 +193,8 @@ class Batcher:
                 self.execute(batch)
 
     def take(self) -> list[tuple[Job, int]]:
-        """(job, feature index) pairs for one forward: the oldest job's pipeline, oldest jobs first, as many
-        features as fit max_batch_tokens. Cancelled jobs leave the queue here, before their work runs."""
+        """(job, feature index) pairs to run: the oldest job's pipeline, oldest jobs first, as many features as
+        fit max_batch_tokens. Cancelled jobs leave the queue here, before their work runs."""
         for job in [job for job in self.pending if job.cancelled]:
             self.pending.remove(job)
             self.on_drop(job)
@@ -202,16 +202,16 @@ class Batcher:
             return []
         pipe, budget = self.pending[0].pipe, self.engine.limits.max_batch_tokens
         taken: list[tuple[Job, int]] = []
-        width = 0
+        tokens = 0
         for job in self.pending:
             if job.pipe is not pipe:
                 continue
             while job.scheduled < len(job.flat):
                 n = len(job.flat[job.scheduled]["input_ids"])
-                if taken and (len(taken) + 1) * max(width, n) > budget:
+                if taken and tokens + n > budget:
                     break
                 taken.append((job, job.scheduled))
-                width = max(width, n)
+                tokens += n
                 job.scheduled += 1
             if job.scheduled < len(job.flat):
                 break  # the batch is full
@@ -220,28 +220,31 @@ class Batcher:
         return taken
 
     def execute(self, batch: list[tuple[Job, int]]) -> None:
-        pipe = batch[0][0].pipe
-        features = [job.flat[index] for job, index in batch]
-        started = time.perf_counter()
-        jobs = list(dict.fromkeys(job for job, _ in batch))
-        try:
-            outputs = run_batches(pipe, features)
-        except Exception as err:  # noqa: BLE001 - the requests of this batch get the error (a 500)
-            for job in jobs:
-                job.cancelled = True
-                job.answer(None, err)
-            return
-        self.on_batch(len(features), len(features) * max(len(f["input_ids"]) for f in features),
-                      time.perf_counter() - started)
-        for (job, index), output in zip(batch, outputs):
-            job.outputs[index] = output
-            job.remaining -= 1
-        for job in jobs:
-            if job.remaining == 0 and not job.cancelled:
-                try:
-                    job.finish()
-                except Exception as err:  # noqa: BLE001 - that request's error (a 500)
-                    job.answer(None, err)
+        """Run the features taken, longest first, in forwards of max_batch_size (as run_batches cuts them; cut
+        here so that each call is one forward, without run_batches' progress bar); each job is answered as soon
+        as its last feature has run."""
+        pipe, size = batch[0][0].pipe, self.engine.limits.max_batch_size
+        batch = sorted(batch, key=lambda pair: -len(pair[0].flat[pair[1]]["input_ids"]))
+        for group in (batch[i:i + size] for i in range(0, len(batch), size)):
+            features = [job.flat[index] for job, index in group]
+            started = time.perf_counter()
+            try:
+                outputs = run_batches(pipe, features)
+            except Exception as err:  # noqa: BLE001 - the requests still waiting on this batch get it (a 500)
+                for job in dict.fromkeys(job for job, _ in batch):
+                    if job.remaining:
+                        job.cancelled = True
+                        job.answer(None, err)
+                return
+            self.on_batch(len(features), len(features) * len(features[0]["input_ids"]), time.perf_counter() - started)
+            for (job, index), output in zip(group, outputs):
+                job.outputs[index] = output
+                job.remaining -= 1
+                if job.remaining == 0 and not job.cancelled:
+                    try:
+                        job.finish()
+                    except Exception as err:  # noqa: BLE001 - that request's error (a 500)
+                        job.answer(None, err)
 
 
 def _head_class(task: str) -> type:
