@@ -376,3 +376,19 @@ def test_convert_into_an_empty_mount_point(tmp_path, tiny):
         assert not [n for n in os.listdir(out) if n.startswith(".")]
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+def test_a_signal_ignored_on_purpose_stays_ignored():
+    import signal
+
+    from roberta_prelayernorm.cli import interrupted_by
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        with interrupted_by(signal.SIGTERM, signal.SIGHUP):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not term
+        assert signal.getsignal(signal.SIGTERM) is term  # given back
+    finally:
+        signal.signal(signal.SIGHUP, previous)

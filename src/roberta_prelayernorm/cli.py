@@ -88,7 +88,9 @@ def interrupted_by(*signals):
     def interrupt(number, frame):
         raise KeyboardInterrupt(number)
 
-    previous = {number: signal.signal(number, interrupt) for number in signals}
+    # A signal ignored on purpose (nohup ignores SIGHUP) stays ignored.
+    previous = {number: signal.signal(number, interrupt) for number in signals
+                if signal.getsignal(number) is not signal.SIG_IGN}
     try:
         yield
     finally:
