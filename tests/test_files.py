@@ -392,3 +392,59 @@ def test_a_signal_ignored_on_purpose_stays_ignored():
         assert signal.getsignal(signal.SIGTERM) is term  # given back
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+KILLED_AMONG_MOVES = """
+import json, os, signal, sys
+import torch
+from roberta_prelayernorm.training import Trainer, TrainingConfig
+
+real, moved = os.replace, []
+
+
+def replace(source, target):  # kill -9 after the first file of the top-level model was moved in
+    if os.sep + ".new-" in source:
+        moved.append(target)
+        if len(moved) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(source, target)
+
+
+os.replace = replace
+torch.set_num_threads(1)
+Trainer(TrainingConfig(**json.loads(sys.argv[1]))).train()
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_among_its_final_moves_resumes(tmp_path, tiny):
+    import json
+    import sys
+
+    from roberta_prelayernorm.training import Trainer, TrainingConfig
+    from training_utils import data, head
+
+    train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
+    config = dict(task="sequence-classification", model=tiny, train=str(train), validation=str(train),
+                  output_dir=str(tmp_path / "out"), max_steps=4, save_every=2, batch_size=8, max_length=32,
+                  progress=False)
+    done = subprocess.run([sys.executable, "-c", KILLED_AMONG_MOVES, json.dumps(config)],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, timeout=300)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    out = tmp_path / "out"
+    assert [n for n in os.listdir(out) if n.startswith(".new-")]  # killed half way through the moves
+    Trainer(TrainingConfig(**config)).train(resume=True)
+    assert not [n for n in os.listdir(out) if n.startswith((".new-", ".tmp-", ".old-"))]
+    for name in ("config.json", "model.safetensors"):
+        assert (out / name).read_bytes() == (out / "best" / name).read_bytes(), name
+
+
+def test_the_top_model_saved_again_from_an_unchanged_best(tmp_path, tiny):
+    """The top-level files are hard links to best/'s: moving the same links in again must work (rename() between
+    two links to one file does nothing)."""
+    out = tmp_path / "out"
+    save_model(labelled_model(tiny, "A"), rp.AutoTokenizer.from_pretrained(tiny), str(out / "best"), card="A",
+               results={})
+    save_top(str(out), str(out / "best"))
+    save_top(str(out), str(out / "best"))  # a resumed run whose best/ did not change
+    assert saved_as(out) == "A" and not [n for n in os.listdir(out) if n.startswith(".")]

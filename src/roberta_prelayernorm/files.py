@@ -191,6 +191,8 @@ def move_into(new: str, folder: str) -> None:
             replace_folder(source, target)
         else:
             os.replace(source, target)
+            if os.path.lexists(source):  # a hard link to the very file at `target`: rename() leaves both
+                os.unlink(source)
     fsync_folder(folder)
     os.rmdir(new)
 
