@@ -83,17 +83,29 @@ def test_the_task_command_writes_through_a_symlink(tmp_path, tiny):
 
 # -- a full disk --------------------------------------------------------------------------------------------
 @pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 256 KiB tmpfs (root only; skipped where mounting is not allowed)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def mount_tmpfs():
+    """mount_tmpfs(folder, size=None) mounts a tmpfs on `folder` (root only: the test is skipped where mounting
+    is not allowed); every one is unmounted after the test, whatever happened."""
+    mounted = []
+
+    def mount(folder, size=None):
+        folder.mkdir(exist_ok=True)
+        options = ["-o", f"size={size}"] if size else []
+        done = subprocess.run(["mount", "-t", "tmpfs", *options, "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path, mount_tmpfs):
+    """A 256 KiB tmpfs."""
+    return mount_tmpfs(tmp_path / "small", size="256k")
 
 
 def test_a_full_disk_is_named_and_the_previous_file_kept(small_tmpfs):
@@ -179,26 +191,19 @@ def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_run(tmp_path, tin
     assert ("B", "B") in seen and ("A", "A") in seen
 
 
-def test_training_into_a_mount_point(tmp_path, tiny):
+def test_training_into_a_mount_point(tmp_path, tiny, mount_tmpfs):
     from roberta_prelayernorm.training import Trainer, TrainingConfig
     from training_utils import data, head
 
-    out = tmp_path / "volume"
-    out.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        (out / "notes").symlink_to(tmp_path)  # the user's own things in the folder stay as they are
-        train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
-        Trainer(TrainingConfig(task="sequence-classification", model=tiny, train=str(train), validation=str(train),
-                               output_dir=str(out), max_steps=2, batch_size=8, max_length=32, progress=False,
-                               save_every=1)).train()
-        assert os.path.ismount(out) and (out / "notes").is_symlink()
-        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out)
-        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out / "best")
-    finally:
-        subprocess.run(["umount", "-l", str(out)], check=False)
+    out = mount_tmpfs(tmp_path / "volume")
+    (out / "notes").symlink_to(tmp_path)  # the user's own things in the folder stay as they are
+    train = head(data("sentiment_train.jsonl"), 16, tmp_path / "train.jsonl")
+    Trainer(TrainingConfig(task="sequence-classification", model=tiny, train=str(train), validation=str(train),
+                           output_dir=str(out), max_steps=2, batch_size=8, max_length=32, progress=False,
+                           save_every=1)).train()
+    assert os.path.ismount(out) and (out / "notes").is_symlink()
+    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out)
+    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(out / "best")
 
 
 # -- reads that see one save --------------------------------------------------------------------------------
@@ -215,7 +220,7 @@ for i in range(100_000):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["folder", "mount point"])
-def test_loads_during_saves_see_one_save(tmp_path, tiny, where):
+def test_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
     """A writer process saves two models with different labels into one folder, alternately; every load reads
     one save's config with that save's weights."""
     import sys
@@ -224,9 +229,7 @@ def test_loads_during_saves_see_one_save(tmp_path, tiny, where):
     folder = tmp_path / "model"
     folder.mkdir()
     if where == "mount point":
-        done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mount_tmpfs(folder)
     paths = []
     for name in "AB":
         model = labelled_model(tiny, name)
@@ -244,8 +247,6 @@ def test_loads_during_saves_see_one_save(tmp_path, tiny, where):
     finally:
         writer.kill()
         writer.wait()
-        if where == "mount point":
-            subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 # -- every signal that ends a command leaves what Ctrl-C leaves -----------------------------------------------
@@ -362,20 +363,13 @@ def test_a_full_disk_while_logging_names_the_file(small_tmpfs):
     assert path.read_text().startswith("{}\n")
 
 
-def test_convert_into_an_empty_mount_point(tmp_path, tiny):
+def test_convert_into_an_empty_mount_point(tmp_path, tiny, mount_tmpfs):
     from roberta_prelayernorm.convert import convert
 
-    out = tmp_path / "volume"
-    out.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(out)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        assert convert(tiny, str(out))["difference"] < 1e-5
-        assert os.path.ismount(out) and {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out))
-        assert not [n for n in os.listdir(out) if n.startswith(".")]
-    finally:
-        subprocess.run(["umount", "-l", str(out)], check=False)
+    out = mount_tmpfs(tmp_path / "volume")
+    assert convert(tiny, str(out))["difference"] < 1e-5
+    assert os.path.ismount(out) and {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(out))
+    assert not [n for n in os.listdir(out) if n.startswith(".")]
 
 
 def test_a_signal_ignored_on_purpose_stays_ignored():
