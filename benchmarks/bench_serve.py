@@ -12,7 +12,8 @@ An asynchronous load generator (httpx) keeps 1, 8 and 64 clients busy, each cell
 seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Reported: requests/s,
 useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size.
 
-    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000] [--threads N]
+    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000]
+                                     [--threads N] [--batchers N]
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
     parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
                         "torch's; 1 keeps a busy machine's timings sane)")
+    parser.add_argument("--batchers", type=int, default=1, help="serve --batchers (default 1)")
     parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
     args = parser.parse_args()
     if args.threads:  # the servers inherit it; the ceiling runs here
@@ -176,7 +178,7 @@ def main() -> None:
               f"tokens/s; one call on one text: p50 {top['single_call_p50_ms']:.1f} ms", flush=True)
 
         servers = {"serve": ([sys.executable, "-m", "roberta_prelayernorm", "serve", "--model", folder, "--port",
-                              "8781"], "http://127.0.0.1:8781")}
+                              "8781", "--batchers", str(args.batchers)], "http://127.0.0.1:8781")}
         if not args.skip_transformers:
             with open(os.path.join(folder, "hf_server.py"), "w") as f:
                 f.write(HF_SERVER)

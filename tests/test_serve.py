@@ -112,7 +112,8 @@ def answered(response):
 
 # -- every route gives the pipeline's answer -------------------------------------------------------------------
 def test_predict_equals_pipeline(servers, models):
-    server, classify = servers["text-classification"], pipeline("text-classification", model=models["text-classification"])
+    server = servers["text-classification"]
+    classify = pipeline("text-classification", model=models["text-classification"])
     assert answered(server.post("/predict", {"inputs": TEXTS[0]})) == same(classify(TEXTS[0], top_k=None))
     assert answered(server.post("/predict", {"inputs": TEXTS})) == same(classify(TEXTS, top_k=None))
     pair = [{"text": "A man plays", "text_pair": "Someone plays"}]
@@ -129,7 +130,8 @@ def test_tag_answer_choose_fill_mask_equal_pipelines(servers, models):
     tagged = answered(servers["token-classification"].post("/tag", {"inputs": TEXTS}))
     assert tagged == same(ner(TEXTS, stride=0)) and any(tagged)
     assert answered(servers["token-classification"].post("/tag", {"inputs": LONG})) == same(ner(LONG, stride=0))
-    tokens = answered(servers["token-classification"].post("/tag", {"inputs": TEXTS[3], "aggregation_strategy": "none"}))
+    tokens = answered(servers["token-classification"].post("/tag", {"inputs": TEXTS[3],
+                                                                    "aggregation_strategy": "none"}))
     assert tokens == same(pipeline("ner", model=models["token-classification"])(TEXTS[3]))
 
     qa = pipeline("question-answering", model=models["question-answering"])
@@ -217,6 +219,34 @@ def test_concurrent_requests_of_different_lengths_each_get_their_own_answer(serv
         # Batched with others, a row's floats may differ in the last bits from a batch of one.
         assert [r["label"] for r in got] == [r["label"] for r in expected]
         assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected], abs=1e-5)
+
+
+def test_inputs_split_across_forwards_and_two_batchers(models):
+    """A request's inputs run in several forwards (at most 3 sequences each), on two batcher threads, and come
+    back together in order."""
+    server = Server(Engine(models["token-classification"], limits=Limits(max_batch_size=3, batchers=2)))
+    ner = pipeline("ner", model=models["token-classification"], aggregation_strategy="simple")
+    requests = [[f"{text} {i}" for text in TEXTS + [LONG]] for i in range(8)]  # LONG: several windows
+
+    async def main():
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            return await asyncio.gather(*[client.post("/tag", json={"inputs": texts}) for texts in requests])
+
+    try:
+        for texts, response in zip(requests, asyncio.run(main())):
+            got, expected = answered(response), ner(texts, stride=0)
+            assert [[(e["entity_group"], e["start"], e["end"]) for e in entities] for entities in got] == [
+                [(e["entity_group"], e["start"], e["end"]) for e in entities] for entities in expected]
+            assert [e["score"] for entities in got for e in entities] == pytest.approx(
+                [e["score"] for entities in expected for e in entities], abs=1e-5)
+        pipe = server.app.state.engine.pipes["token-classification"]
+        options = pipe.check_options({**pipe.raw_options, "aggregation_strategy": "simple", "stride": 0})
+        sequences = sum(len(pipe.features(text, options)) for texts in requests for text in texts)
+        assert sequences > 8 * len(requests[0])  # LONG is cut into windows
+        assert metric(server, "serve_batch_sequences_sum") == sequences
+        assert metric(server, "serve_batch_sequences_count") >= sequences / 3  # forwards of at most 3
+    finally:
+        server.stop()
 
 
 class Gate:

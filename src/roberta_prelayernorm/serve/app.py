@@ -133,7 +133,8 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
                 if not future.done():
                     future.set_exception(error) if error is not None else future.set_result(result)
 
-            job = Job(pipe, items, features, options, single, lambda *answer: loop.call_soon_threadsafe(settle, *answer))
+            job = Job(pipe, items, features, options, single,
+                      lambda *answer: loop.call_soon_threadsafe(settle, *answer))
             batcher.submit(job)
             gone = asyncio.ensure_future(disconnected(request))
             try:
@@ -213,7 +214,8 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
             vectors = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vectors]
         tokens = request.state.tokens
         return JSONResponse({"object": "list", "model": body.model or engine.name,
-                             "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                             "data": [{"object": "embedding", "index": i, "embedding": v}
+                                      for i, v in enumerate(vectors)],
                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     @app.post("/tokenize", summary="the tokens of texts, with their character spans")
@@ -236,7 +238,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
             "model": engine.name, "task": engine.task, "route": TASK_ROUTES.get(engine.task), "labels": engine.labels,
             "mask_token": engine.tokenizer.mask_token, "precision": engine.precision, "device": str(engine.device),
             "max_input_length": engine.max_input_length, "max_batch_tokens": limits.max_batch_tokens,
-            "max_batch_size": limits.max_batch_size,
+            "max_batch_size": limits.max_batch_size, "batchers": limits.batchers,
             "max_concurrent_requests": limits.max_concurrent_requests, "truncate": limits.truncate,
             "max_inputs_per_request": limits.max_inputs_per_request, "max_body_bytes": limits.max_body_bytes,
             "request_timeout": limits.request_timeout, "version": __version__})

@@ -52,6 +52,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--max-batch-size", type=positive_int, default=32,
                         help="sequences per forward: what is taken runs sorted by length in forwards of this many, "
                              "each padded to its own longest, as the offline pipelines do (default 32)")
+    parser.add_argument("--batchers", type=positive_int, default=1,
+                        help="forwards run at once, each on its own thread with cores/N torch threads (default 1); "
+                             "2 can keep two or few CPU cores busier than one forward on both")
     parser.add_argument("--max-concurrent-requests", type=positive_int, default=512,
                         help="requests in flight; more are answered 429 with Retry-After (default 512)")
     parser.add_argument("--max-inputs-per-request", type=positive_int, default=256,
@@ -89,11 +92,16 @@ def run(args) -> int:
     setup_logging(args.log_json)
     api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
     limits = Limits(max_batch_tokens=args.max_batch_tokens, max_batch_size=args.max_batch_size,
+                    batchers=args.batchers,
                     max_concurrent_requests=args.max_concurrent_requests,
                     max_inputs_per_request=args.max_inputs_per_request, max_body_bytes=args.max_body_bytes,
                     max_input_length=args.max_input_length, truncate=args.truncate,
                     request_timeout=args.request_timeout)
     device = int(args.device) if args.device is not None and args.device.lstrip("-").isdigit() else args.device
+    if args.batchers > 1:  # the cores shared out between the forwards that run at once
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads() // args.batchers))
     engine = Engine(args.model, task=args.task, device=device, precision=args.precision, limits=limits)
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]

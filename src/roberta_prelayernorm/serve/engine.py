@@ -1,11 +1,12 @@
-"""The model side of the server: a model of any task loaded once, and the one thread that runs it.
+"""The model side of the server: a model of any task loaded once, and the thread(s) that run it.
 
 Requests become *jobs*: their inputs' features (the pipelines' own, see pipelines/base.py) waiting in a queue.
-The batcher thread takes what is waiting, oldest first, up to `max_batch_tokens` tokens, and runs it as the
+A batcher thread takes what is waiting, oldest first, up to `max_batch_tokens` tokens, and runs it as the
 offline pipeline runs its inputs (pipelines/base.py run_batches): sorted by length, in forwards of at most
 `max_batch_size` sequences, each padded only to its own longest (on GPUs the model packs the real tokens).
-Then it finishes each job whose features have all run with the pipeline's own postprocessing. A job's features may run in several batches. Work of a client that
-has gone (cancelled) is dropped before it runs. The event loop never waits on the model.
+Each job whose features have all run is finished with the pipeline's own postprocessing; a job's features may
+run in several forwards. Work of a client that has gone (cancelled) is dropped before it runs. The event loop
+never waits on the model.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Limits:
 
     max_batch_tokens: int = 16384
     max_batch_size: int = 32
+    batchers: int = 1  # threads running forwards
     max_concurrent_requests: int = 512
     max_inputs_per_request: int = 256
     max_body_bytes: int = 1 << 20
@@ -139,7 +141,9 @@ class Job:
 
 
 class Batcher:
-    """The thread that runs the model: takes waiting features up to max_batch_tokens and runs them."""
+    """The threads that run the model (`batchers` of them, default 1): each takes waiting features up to
+    max_batch_tokens and runs them. Several let forwards overlap: on a few busy CPU cores, two single-threaded
+    forwards keep the cores busier than one forward whose threads wait for each other."""
 
     def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
                  on_drop: Callable[[Job], None] = lambda _: None):
@@ -147,17 +151,20 @@ class Batcher:
         self.pending: collections.deque[Job] = collections.deque()
         self.condition = threading.Condition()
         self.stopping, self.ready = False, False
-        self.thread = threading.Thread(target=self.run, name="batcher", daemon=True)
+        self.threads = [threading.Thread(target=self.run, args=(i == 0,), name=f"batcher-{i}", daemon=True)
+                        for i in range(engine.limits.batchers)]
 
     def start(self) -> None:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then end the thread."""
+        """Finish what is queued, then end the threads."""
         with self.condition:
             self.stopping = True
-            self.condition.notify()
-        self.thread.join()
+            self.condition.notify_all()
+        for thread in self.threads:
+            thread.join()
 
     def submit(self, job: Job) -> None:
         with self.condition:
@@ -173,15 +180,16 @@ class Batcher:
     def queued_features(self) -> int:
         return sum(len(job.flat) - job.scheduled for job in list(self.pending))
 
-    def run(self) -> None:
+    def run(self, warm_up: bool) -> None:
         import torch
 
         torch.set_grad_enabled(False)
-        try:
-            self.engine.warm_up()
-        except Exception:  # noqa: BLE001 - logged; the requests then show what is wrong (as 500s with ids)
-            logger.exception("the warm-up failed")
-        self.ready = True
+        if warm_up:  # requests are refused (503) until then, so the other threads wait idle
+            try:
+                self.engine.warm_up()
+            except Exception:  # noqa: BLE001 - logged; the requests then show what is wrong (as 500s with ids)
+                logger.exception("the warm-up failed")
+            self.ready = True
         while True:
             with self.condition:
                 while not self.pending and not self.stopping:
@@ -200,7 +208,10 @@ class Batcher:
             self.on_drop(job)
         if not self.pending:
             return []
-        pipe, budget = self.pending[0].pipe, self.engine.limits.max_batch_tokens
+        limits = self.engine.limits
+        pipe, budget = self.pending[0].pipe, limits.max_batch_tokens
+        # With several batchers each takes one forward's worth, so that the others find work too.
+        most = limits.max_batch_size if limits.batchers > 1 else budget
         taken: list[tuple[Job, int]] = []
         tokens = 0
         for job in self.pending:
@@ -208,7 +219,7 @@ class Batcher:
                 continue
             while job.scheduled < len(job.flat):
                 n = len(job.flat[job.scheduled]["input_ids"])
-                if taken and tokens + n > budget:
+                if taken and (tokens + n > budget or len(taken) == most):
                     break
                 taken.append((job, job.scheduled))
                 tokens += n
@@ -238,9 +249,11 @@ class Batcher:
                 return
             self.on_batch(len(features), len(features) * len(features[0]["input_ids"]), time.perf_counter() - started)
             for (job, index), output in zip(group, outputs):
-                job.outputs[index] = output
-                job.remaining -= 1
-                if job.remaining == 0 and not job.cancelled:
+                with self.condition:  # another thread may be running the job's other features
+                    job.outputs[index] = output
+                    job.remaining -= 1
+                    last = job.remaining == 0
+                if last and not job.cancelled:
                     try:
                         job.finish()
                     except Exception as err:  # noqa: BLE001 - that request's error (a 500)
