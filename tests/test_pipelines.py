@@ -7,6 +7,8 @@ RobertaTokenizerFast with a short model_max_length, so long inputs are split.
 
 from __future__ import annotations
 
+import contextlib
+
 import warnings
 
 import pytest
@@ -144,7 +146,9 @@ STRATEGIES = ["none", "simple", "first", "average", "max"]
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_token_classification_equals_transformers(folders, strategy):
-    ours = pipeline("ner", model=folders["ner"], aggregation_strategy=strategy, batch_size=3)
+    words = strategy in ("first", "average", "max")  # transformers' warning for them, as transformers gives it
+    with pytest.warns(UserWarning, match="fallback heuristic") if words else contextlib.nullcontext():
+        ours = pipeline("ner", model=folders["ner"], aggregation_strategy=strategy, batch_size=3)
     reference = theirs("ner", folders["ner"], aggregation_strategy=strategy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "fallback heuristic" for word-based strategies, on both sides
@@ -159,9 +163,9 @@ def test_token_classification_equals_transformers(folders, strategy):
                 found = ours(LONG_TEXT, stride=stride)
                 assert_same(found, reference(LONG_TEXT, stride=stride), f"{strategy} stride={stride}")
                 assert max(entity["end"] for entity in found) > len(LONG_TEXT) - 20  # reaches the end
-    assert len({entity.get("entity", entity.get("entity_group")) for entity in ours(TEXTS[3])}) > 1
-    for entity in ours(TEXTS[3]):  # spans point into the text (a lone "Ġ" token has an empty span)
-        assert 0 <= entity["start"] <= entity["end"] <= len(TEXTS[3])
+        assert len({entity.get("entity", entity.get("entity_group")) for entity in ours(TEXTS[3])}) > 1
+        for entity in ours(TEXTS[3]):  # spans point into the text (a lone "Ġ" token has an empty span)
+            assert 0 <= entity["start"] <= entity["end"] <= len(TEXTS[3])
 
 
 def test_token_classification_stride_needs_aggregation(folders):
