@@ -8,7 +8,6 @@ RobertaTokenizerFast with a short model_max_length, so long inputs are split.
 from __future__ import annotations
 
 import contextlib
-
 import warnings
 
 import pytest
