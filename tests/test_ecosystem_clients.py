@@ -137,3 +137,151 @@ def test_data_collator_with_padding_pads_as_with_transformers_tokenizer(tokenize
     assert ours.keys() == theirs.keys() == {"input_ids", "attention_mask", "labels"}
     for key in ours:
         assert torch.equal(ours[key], theirs[key]), key
+
+
+# -- transformers.pipeline, TorchScript, generate, PEFT: transformers' own class as the control -------
+def pair(name: str, vocab_size: int = 99, **overrides):
+    """(ours, transformers') with the same random weights."""
+    import transformers
+
+    ours = tiny(name, vocab_size=vocab_size, **overrides)
+    theirs = getattr(transformers, name)(transformers.RobertaPreLayerNormConfig(**ours.config.to_dict())).eval()
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+PIPELINES = [("text-classification", "RobertaPreLayerNormForSequenceClassification", ("hello world",), {}),
+             ("token-classification", "RobertaPreLayerNormForTokenClassification", ("hello big world",), {}),
+             ("question-answering", "RobertaPreLayerNormForQuestionAnswering", (),
+              {"question": "who lives here?", "context": "Jim lives in the house"}),
+             ("fill-mask", "RobertaPreLayerNormForMaskedLM", ("hello <mask> world",), {}),
+             ("text-generation", "RobertaPreLayerNormForCausalLM", ("hello world",),
+              {"max_new_tokens": 3, "do_sample": False})]
+
+
+@pytest.mark.parametrize("task,name,args,kwargs", PIPELINES, ids=[p[0] for p in PIPELINES])
+def test_transformers_pipeline_takes_this_model_and_tokenizer(tokenizers, task, name, args, kwargs):
+    import transformers
+
+    extra = {"is_decoder": True} if name == "RobertaPreLayerNormForCausalLM" else {}
+    models = pair(name, vocab_size=len(tokenizers[0]), **extra)
+    results = [transformers.pipeline(task, model=model, tokenizer=tokenizer, device="cpu")(*args, **kwargs)
+               for model, tokenizer in zip(models, tokenizers)]
+    if task == "text-generation":  # transformers' generate counts RoBERTa positions from 0: its own forward decides
+        prompt = tokenizers[1](args[0], return_tensors="pt")["input_ids"]
+        tokens = greedy(models[1], prompt, kwargs["max_new_tokens"])[0, prompt.size(1):]
+        results[1] = [{"generated_text": args[0] + tokenizers[1].decode(tokens)}]
+    assert_same(*results)
+
+
+def greedy(model, ids, steps: int) -> torch.Tensor:
+    """Greedy decoding by whole forwards (no cache, no end token): what generate() must give."""
+    with torch.no_grad():
+        for _ in range(steps):
+            ids = torch.cat([ids, model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def assert_same(ours, theirs) -> None:
+    """Equal structures and strings, numbers within 1e-4."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and ours.keys() == theirs.keys(), (ours, theirs)
+        for key in theirs:
+            assert_same(ours[key], theirs[key])
+    elif isinstance(theirs, (list, tuple)):
+        assert len(ours) == len(theirs), (ours, theirs)
+        for a, b in zip(ours, theirs):
+            assert_same(a, b)
+    elif isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        assert float(ours) == pytest.approx(float(theirs), abs=1e-4)
+
+
+def test_feature_extraction_pipeline_with_tuple_outputs(tokenizers):
+    """transformers' pipeline rebuilds outputs it does not know as plain dicts, then reads [0]: tuple outputs
+    (config.return_dict = False, the README's line) survive that."""
+    import transformers
+
+    ours, theirs = pair("RobertaPreLayerNormModel", vocab_size=len(tokenizers[0]))
+    ours.config.return_dict = False
+    got, expected = (transformers.pipeline("feature-extraction", model=model, tokenizer=tokenizer, device="cpu")(
+        "hello world") for model, tokenizer in zip((ours, theirs), tokenizers))
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["RobertaPreLayerNormModel", "RobertaPreLayerNormForSequenceClassification",
+                                  "RobertaPreLayerNormForMultipleChoice", "RobertaPreLayerNormForTokenClassification",
+                                  "RobertaPreLayerNormForQuestionAnswering", "RobertaPreLayerNormForMaskedLM"])
+def test_torch_jit_trace_and_torchscript_onnx_export(tmp_path, name):
+    model, batch = tiny(name), inputs_for(name)
+    args = (batch["input_ids"], batch["attention_mask"])
+    traced = torch.jit.trace(model, args, strict=False)
+    expected = model(*args)
+    got = traced(*args)
+    for key in expected.keys():
+        torch.testing.assert_close(got[key], expected[key], msg=key)
+    if name != "RobertaPreLayerNormForMaskedLM":  # its forward's keyword-only prediction_positions: see README
+        torch.onnx.export(model, args, str(tmp_path / "model.onnx"), dynamo=False)
+        assert (tmp_path / "model.onnx").stat().st_size > 0
+
+
+def test_generate_takes_transformers_arguments():
+    ours, theirs = pair("RobertaPreLayerNormForCausalLM", is_decoder=True)
+    ids = torch.tensor([[0, 5, 17, 42]])
+    expected = greedy(theirs, ids, 5)
+    assert torch.equal(ours.generate(ids, max_length=9, eos_token_id=-1), expected)
+    config = ours.generation_config
+    config.max_new_tokens, config.eos_token_id = 5, [-1]
+    out = ours.generate(input_ids=ids, generation_config=config, return_dict_in_generate=True)
+    assert torch.equal(out.sequences, expected)
+    assert ours.can_generate() and not rp.RobertaPreLayerNormForMaskedLM.can_generate()
+    with pytest.raises(ValueError, match="num_beams=2 is not supported"):
+        ours.generate(ids, num_beams=2)
+
+
+def test_peft_causal_lm_task_type_trains_and_generates():
+    from peft import LoraConfig, get_peft_model
+
+    adapted = []
+    for model in pair("RobertaPreLayerNormForCausalLM", is_decoder=True):
+        torch.manual_seed(0)
+        lora = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", target_modules=["query", "value"],
+                                                init_lora_weights=False))
+        ids = torch.tensor([[0, 5, 17, 42, 2]])
+        lora(input_ids=ids, labels=ids).loss.backward()
+        adapted.append(lora)
+    prompt = torch.tensor([[0, 5, 17]])
+    got = adapted[0].generate(input_ids=prompt, max_new_tokens=4, do_sample=False, eos_token_id=-1)
+    assert torch.equal(got, greedy(adapted[1], prompt, 4))  # transformers' adapted forward decides
+
+
+def test_model_utilities_transformers_has(tmp_path):
+    import transformers
+
+    ours, theirs = pair("RobertaPreLayerNormForSequenceClassification")
+    assert ours.main_input_name == theirs.main_input_name == "input_ids"
+    backbone = ours.roberta_prelayernorm
+    assert ours.base_model is backbone and backbone.base_model is backbone
+    # transformers also counts its position_ids and token_type_ids buffers, which this model does not hold
+    assert ours.get_memory_footprint(return_buffers=False) == theirs.get_memory_footprint(return_buffers=False)
+    assert ours.get_memory_footprint() == sum(p.numel() * 4 for p in ours.parameters())
+    calls = []
+    ours.save_pretrained(tmp_path, safe_serialization=False, save_function=lambda state, path: calls.append(path)
+                         or torch.save(state, path))
+    assert len(calls) == 1
+    assert transformers.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path) is not None
+
+
+def test_enable_input_require_grads_lets_checkpointing_train_adapters_over_frozen_embeddings():
+    model = tiny("RobertaPreLayerNormForSequenceClassification").train()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    model.classifier.out_proj.weight.requires_grad_(True)
+    model.roberta_prelayernorm.encoder.layer[0].attention.self.query.weight.requires_grad_(True)
+    model.gradient_checkpointing_enable()
+    model.enable_input_require_grads()
+    batch = inputs_for("RobertaPreLayerNormForSequenceClassification")
+    model(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert model.roberta_prelayernorm.encoder.layer[0].attention.self.query.weight.grad is not None
+    model.disable_input_require_grads()

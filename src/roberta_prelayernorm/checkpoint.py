@@ -95,6 +95,7 @@ class PreTrainedMixin:
     base_model_prefix: str
     _tied_weights_keys: list = []
     _keys_to_ignore_on_save = None  # read by transformers' Trainer when it resumes
+    main_input_name = "input_ids"  # read by transformers' Trainer and pipelines
 
     def post_init(self) -> None:
         """Initialise weights (skipped on the meta device, where from_pretrained builds) and tie them."""
@@ -130,6 +131,32 @@ class PreTrainedMixin:
                     other is not tensor and other.data_ptr() == tensor.data_ptr() for other in state.values()):
                 state[prefix + key] = tensor.clone()
         return state
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The bare encoder under the head (the model itself for RobertaPreLayerNormModel), as in transformers."""
+        return self.backbone()
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether generate() works: the causal LM's answer is True."""
+        return False
+
+    def enable_input_require_grads(self) -> None:
+        """Make the embeddings' output require grad, so gradient checkpointing has a graph to recompute when the
+        embeddings are frozen (adapters: PEFT calls this)."""
+        def require_grads(module, inputs, output):
+            output.requires_grad_(True)
+
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(require_grads)
+
+    def disable_input_require_grads(self) -> None:
+        self._require_grads_hook.remove()
+
+    def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes held by the parameters (and buffers), as transformers counts them."""
+        tensors = list(self.parameters()) + (list(self.buffers()) if return_buffers else [])
+        return sum(t.nelement() * t.element_size() for t in tensors)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.backbone().get_input_embeddings()
@@ -202,7 +229,7 @@ class PreTrainedMixin:
     # -- save ---------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory, safe_serialization: bool = True, state_dict=None, *,
                         is_main_process: bool = True, max_shard_size="5GB", push_to_hub: bool = False,
-                        **hub_kwargs) -> None:
+                        save_function=torch.save, **hub_kwargs) -> None:
         """Write config.json and model.safetensors (or pytorch_model.bin), the folder replaced whole (a crash
         leaves the previous folder intact; files already there, such as a tokenizer's, are kept).
 
@@ -210,7 +237,8 @@ class PreTrainedMixin:
         `_tied_weights_keys` is left out where it holds the very tensor another key holds; transformers loads
         the result. Weights larger than `max_shard_size` (bytes or "500MB", "5GB", "2GiB") go into shards named
         and indexed as transformers names them. `push_to_hub=True` then uploads the folder (`repo_id` defaults
-        to the folder's name; see push_to_hub for the other options).
+        to the folder's name; see push_to_hub for the other options). `save_function(state, path)` writes the
+        .bin files (safe_serialization=False), torch.save by default, as in transformers.
         """
         unknown = sorted(set(hub_kwargs) - {"repo_id", "commit_message", "private", "token", "create_pr", "revision"})
         if unknown:
@@ -238,7 +266,7 @@ class PreTrainedMixin:
         config.architectures = [type(self).__name__]
         config.torch_dtype = str(self.dtype).replace("torch.", "")
         with atomic_folder(save_directory) as folder:  # weights and config.json swapped in together
-            write_weights(folder, tensors, safe_serialization, parse_size(max_shard_size))
+            write_weights(folder, tensors, safe_serialization, parse_size(max_shard_size), save_function)
             config.save_pretrained(folder)
         if push_to_hub:
             from .hub import upload_folder
@@ -385,7 +413,7 @@ def parse_size(size) -> int:
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
 
 
-def write_weights(folder: str, tensors: dict, safe: bool, max_bytes: int) -> None:
+def write_weights(folder: str, tensors: dict, safe: bool, max_bytes: int, save_function=torch.save) -> None:
     """One weights file, or shards of at most `max_bytes` (a tensor larger than that gets a shard alone) with
     their index, named as transformers names them; weight files of an earlier save that would shadow or mix
     with these are removed."""
@@ -409,7 +437,7 @@ def write_weights(folder: str, tensors: dict, safe: bool, max_bytes: int) -> Non
                          lambda tmp, shard=shard: save_file({k: v.clone() for k, v in shard.items()}, tmp,
                                                             metadata={"format": "pt"}))
         else:
-            atomic_write(os.path.join(folder, name), lambda tmp, shard=shard: torch.save(shard, tmp))
+            atomic_write(os.path.join(folder, name), lambda tmp, shard=shard: save_function(shard, tmp))
     written = set(names)
     if len(shards) > 1:
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},

@@ -89,6 +89,9 @@ class RobertaPreLayerNormConfig:
     """
 
     model_type = MODEL_TYPE
+    # Read by transformers' pipelines: the hub revision it came from, and per-task generation settings.
+    _commit_hash = None
+    task_specific_params = None
 
     def __init__(self, **kwargs):
         for alias, key in KEY_ALIASES.items():

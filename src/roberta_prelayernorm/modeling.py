@@ -23,6 +23,7 @@ from .cpu_linear import Linear
 from .outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
+    GenerateDecoderOnlyOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -480,9 +481,8 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
-        *,
-        prediction_positions: Optional[torch.Tensor] = None,
-    ):
+        prediction_positions: Optional[torch.Tensor] = None,  # not keyword-only: TorchScript's ONNX exporter
+    ):  # passes every argument by position
         """Run the encoder. See the README's "Forward arguments" for every argument; shapes are (B, T).
 
         An `attention_mask` on the CPU with the other inputs on a GPU is how a caller who built the batch on the
@@ -904,15 +904,80 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
             loss = loss_for("single_label_classification", scores[:, :-1], labels[:, 1:])
         return self.finish(CausalLMOutputWithCrossAttentions, return_dict, base, loss, logits=logits)
 
-    @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
-                 temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
-                 eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
-                 encoder_hidden_states=None, encoder_attention_mask=None, generator=None) -> torch.Tensor:
-        """Greedy (default) or sampled decoding with the key/value cache; returns prompt + new tokens (B, T + n).
+    @classmethod
+    def can_generate(cls) -> bool:
+        return True
 
-        Sequences that emit `eos_token_id` are padded with `pad_token_id` afterwards.
+    @property
+    def generation_config(self):
+        """transformers' GenerationConfig with this config's token ids, made on first use (needs transformers):
+        generate() reads its fields where its own arguments are not given, as transformers' pipelines expect."""
+        if self.__dict__.get("_generation_config") is None:
+            from transformers import GenerationConfig
+
+            self._generation_config = GenerationConfig(bos_token_id=self.config.bos_token_id,
+                                                       eos_token_id=self.config.eos_token_id,
+                                                       pad_token_id=self.config.pad_token_id)
+        return self._generation_config
+
+    @generation_config.setter
+    def generation_config(self, value) -> None:
+        self._generation_config = value
+
+    def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs) -> dict:
+        """The forward arguments of one decoding step: with a cache, only the last token is new (PEFT's causal-LM
+        wrapper calls this)."""
+        if past_key_values is not None:
+            input_ids = input_ids[:, -1:]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+                "use_cache": kwargs.get("use_cache")}
+
+    @torch.no_grad()
+    def generate(self, input_ids=None, attention_mask=None, max_new_tokens: Optional[int] = None,
+                 do_sample: Optional[bool] = None, temperature: Optional[float] = None, top_k: Optional[int] = None,
+                 top_p: Optional[float] = None, eos_token_id=None, pad_token_id: Optional[int] = None,
+                 encoder_hidden_states=None, encoder_attention_mask=None, generator=None, *,
+                 max_length: Optional[int] = None, generation_config=None, num_beams: Optional[int] = None,
+                 num_return_sequences: Optional[int] = None, return_dict_in_generate: Optional[bool] = None):
+        """Greedy (default) or sampled decoding with the key/value cache; returns prompt + new tokens (B, T + n),
+        or with `return_dict_in_generate` an output whose `sequences` they are.
+
+        Arguments not given come from `generation_config` (transformers' GenerationConfig, or any object with its
+        fields) where one is passed, else: 20 new tokens, greedy. `max_length` counts the prompt;
+        `max_new_tokens` wins over it. Sequences that emit `eos_token_id` (an id or a list) are padded with
+        `pad_token_id` afterwards. Beam search and several sequences per prompt are not implemented.
         """
+        if input_ids is None:
+            raise ValueError("generate needs input_ids (the prompt, at least one token per row)")
+
+        def setting(value, name, default):  # the argument, else the generation config's field, else the default
+            if value is None and generation_config is not None:
+                value = getattr(generation_config, name, None)
+            return default if value is None else value
+
+        if max_new_tokens is None and max_length is not None:
+            max_new_tokens = max_length - input_ids.size(1)
+        max_new_tokens = setting(max_new_tokens, "max_new_tokens", None)
+        if max_new_tokens is None:
+            configured = getattr(generation_config, "max_length", None)
+            max_new_tokens = 20 if configured is None else configured - input_ids.size(1)
+        do_sample, temperature = setting(do_sample, "do_sample", False), setting(temperature, "temperature", 1.0)
+        top_k, top_p = setting(top_k, "top_k", None), setting(top_p, "top_p", None)
+        eos_token_id, pad_token_id = setting(eos_token_id, "eos_token_id", None), setting(pad_token_id,
+                                                                                          "pad_token_id", None)
+        for name, value in (("num_beams", setting(num_beams, "num_beams", 1)),
+                            ("num_return_sequences", setting(num_return_sequences, "num_return_sequences", 1))):
+            if value != 1:
+                raise ValueError(f"{name}={value} is not supported: generate() decodes one sequence per prompt, "
+                                 "greedily or by sampling (transformers' RobertaPreLayerNormForCausalLM has beams)")
+        tokens = self._decode(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
+                              eos_token_id, pad_token_id, encoder_hidden_states, encoder_attention_mask, generator)
+        if setting(return_dict_in_generate, "return_dict_in_generate", False):
+            return GenerateDecoderOnlyOutput(sequences=tokens)
+        return tokens
+
+    def _decode(self, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p, eos_token_id,
+                pad_token_id, encoder_hidden_states, encoder_attention_mask, generator) -> torch.Tensor:
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         if do_sample and not temperature > 0:
@@ -943,7 +1008,7 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
                 next_ids = scores.argmax(dim=-1)
             if eos_token_id is not None:
                 next_ids = next_ids.masked_fill(done, pad_token_id)
-                done |= next_ids.eq(eos_token_id)
+                done |= torch.isin(next_ids, torch.tensor(eos_token_id, device=next_ids.device))
             tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
             step_ids = next_ids[:, None]
             attention_mask = torch.cat([attention_mask, torch.ones_like(step_ids)], dim=1)

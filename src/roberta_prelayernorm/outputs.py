@@ -147,3 +147,10 @@ class CausalLMOutputWithCrossAttentions(ModelOutput):
     hidden_states: Tensors = None
     attentions: Tensors = None
     cross_attentions: Tensors = None
+
+
+@dataclass(repr=False)
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """generate(return_dict_in_generate=True): the prompt and new tokens of each row."""
+
+    sequences: Optional[torch.Tensor] = None

@@ -36,8 +36,10 @@ def _require_integer(name: str, t: torch.Tensor) -> None:
 def _check_range(name: str, t: torch.Tensor, low: int, high: int, what: str, allow: Optional[int] = None) -> None:
     """Values of `t` in [low, high) (or equal to `allow`), checked where that costs no synchronisation."""
     allowed = f"in [{low}, {high})" + (f" or {allow}" if allow is not None else "")
-    _check_values(name, t, lambda t: ((t >= low) & (t < high)) | (t == allow if allow is not None else False),
-                  allowed, what)
+    if allow is None:  # no `tensor | False`: TorchScript's tracer refuses a Python bool there
+        _check_values(name, t, lambda t: (t >= low) & (t < high), allowed, what)
+    else:
+        _check_values(name, t, lambda t: ((t >= low) & (t < high)) | (t == allow), allowed, what)
 
 
 def _check_values(name: str, t: torch.Tensor, valid, allowed: str, what: str) -> None:
