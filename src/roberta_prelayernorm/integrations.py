@@ -2,12 +2,13 @@
 
     from roberta_prelayernorm.integrations import Trainer   # instead of: from transformers import Trainer
 
-transformers' own Trainer saves only what it knows how to save: a model that is not its `PreTrainedModel`
-gets a bare state dict (no config.json, so the folder loads nowhere), and for masked/causal LM heads it
-crashes at the first checkpoint, because safetensors refuses the decoder weight tied to the embeddings.
-This subclass saves checkpoints and the final model with the model's own save_pretrained (config.json, tied
-weights stored once, loadable here and in transformers); training, mixed precision (bf16=True, fp16=True)
-and resume_from_checkpoint are transformers' unchanged. Importing this module imports transformers.
+transformers' own Trainer trains, checkpoints and resumes these models, but saves only what it knows how to
+save: a model that is not its `PreTrainedModel` gets a bare state dict (no config.json, so the folder loads
+nowhere), and it pads by default only with its own tokenizer classes. This subclass saves checkpoints and the
+final model with the model's own save_pretrained (config.json, tied weights stored once, loadable here and in
+transformers) and pads with this package's tokenizer when no collator is given; training, mixed precision
+(bf16=True, fp16=True) and resume_from_checkpoint are transformers' unchanged. Importing this module imports
+transformers.
 """
 
 from __future__ import annotations
