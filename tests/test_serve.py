@@ -320,6 +320,27 @@ def test_client_disconnect_drops_its_queued_work(models):
         server.stop()
 
 
+def test_request_timeout_answers_503_and_drops_the_queued_work(models):
+    server = Server(Engine(models["text-classification"], limits=Limits(request_timeout=0.5)))
+    try:
+        gate = Gate(server.app.state.engine.pipes["text-classification"])
+        held = []
+        thread = threading.Thread(target=lambda: held.append(server.post("/predict", {"inputs": "x"})))
+        thread.start()
+        assert gate.entered.wait(10)
+        queued = server.post("/predict", {"inputs": TEXTS[1]})  # waits behind the held forward, then times out
+        assert queued.status_code == 503 and "--request-timeout" in queued.json()["error"]
+        gate.release.set()
+        thread.join(10)
+        assert held[0].status_code == 503  # its forward was running: it ran, but past its time
+        assert answered(server.post("/predict", {"inputs": TEXTS[0]}))
+        queued_length = len(server.app.state.engine.tokenizer(TEXTS[1])["input_ids"])
+        assert all(queued_length not in lengths for lengths in gate.lengths), gate.lengths
+        assert metric(server, "serve_dropped_requests_total") == 1
+    finally:
+        server.stop()
+
+
 # -- errors ------------------------------------------------------------------------------------------------------
 def test_client_errors_are_json_naming_the_field(servers):
     server = servers["text-classification"]

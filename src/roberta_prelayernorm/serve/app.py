@@ -124,8 +124,6 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
                 options, features = prepare(pipe, items, options)
             else:
                 options, features = await run_in_threadpool(prepare, pipe, items, options)
-            job_tokens = sum(len(feature["input_ids"]) for per_item in features for feature in per_item)
-            request.state.tokens = job_tokens
             loop = asyncio.get_running_loop()
             future = loop.create_future()
 
@@ -135,6 +133,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
 
             job = Job(pipe, items, features, options, single,
                       lambda *answer: loop.call_soon_threadsafe(settle, *answer))
+            request.state.tokens = job.tokens
             batcher.submit(job)
             gone = asyncio.ensure_future(disconnected(request))
             try:
@@ -142,7 +141,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
             finally:
                 gone.cancel()
             if future.done():
-                metrics.tokens.inc(job_tokens)
+                metrics.tokens.inc(job.tokens)
                 return future.result()
             batcher.cancel(job)
             if gone.done() and not gone.cancelled():

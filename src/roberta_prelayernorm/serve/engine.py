@@ -24,7 +24,7 @@ from ..pipelines.base import run_batches
 logger = logging.getLogger("roberta_prelayernorm.serve")
 
 PRECISIONS = ("fp32", "bf16", "int8")
-# Each task's route, and an input to warm it up with (the first forwards on a CPU pack weights, slowly).
+# Each task's route.
 TASK_ROUTES = {"text-classification": "/predict", "token-classification": "/tag", "question-answering": "/answer",
                "multiple-choice": "/choose", "fill-mask": "/fill-mask"}
 
