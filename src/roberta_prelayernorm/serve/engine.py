@@ -123,7 +123,7 @@ class Job:
         self.flat = [feature for per_item in features for feature in per_item]
         self.outputs: list = [None] * len(self.flat)
         self.remaining = len(self.flat)  # features whose outputs have not come yet
-        self.scheduled = 0  # features handed to a batch so far
+        self.waiting = list(range(len(self.flat)))  # features not yet taken by a batcher
         self.answer, self.cancelled = answer, False
 
     @property
@@ -178,7 +178,7 @@ class Batcher:
 
     @property
     def queued_features(self) -> int:
-        return sum(len(job.flat) - job.scheduled for job in list(self.pending))
+        return sum(len(job.waiting) for job in list(self.pending))
 
     def run(self, warm_up: bool) -> None:
         import torch
@@ -202,31 +202,37 @@ class Batcher:
 
     def take(self) -> list[tuple[Job, int]]:
         """(job, feature index) pairs to run: the oldest job's pipeline, oldest jobs first, as many features as
-        fit max_batch_tokens. Cancelled jobs leave the queue here, before their work runs."""
+        fit max_batch_tokens. With several batchers, one forward's worth of them: the max_batch_size nearest in
+        length to the oldest waiting feature (which always runs), so that forwards stay little padded and the
+        other batchers find work. Cancelled jobs leave the queue here, before their work runs."""
         for job in [job for job in self.pending if job.cancelled]:
             self.pending.remove(job)
             self.on_drop(job)
         if not self.pending:
             return []
         limits = self.engine.limits
-        pipe, budget = self.pending[0].pipe, limits.max_batch_tokens
-        # With several batchers each takes one forward's worth, so that the others find work too.
-        most = limits.max_batch_size if limits.batchers > 1 else budget
-        taken: list[tuple[Job, int]] = []
-        tokens = 0
+        pipe, window, tokens = self.pending[0].pipe, [], 0
         for job in self.pending:
             if job.pipe is not pipe:
                 continue
-            while job.scheduled < len(job.flat):
-                n = len(job.flat[job.scheduled]["input_ids"])
-                if taken and (tokens + n > budget or len(taken) == most):
+            for index in job.waiting:
+                n = len(job.flat[index]["input_ids"])
+                if window and tokens + n > limits.max_batch_tokens:
                     break
-                taken.append((job, job.scheduled))
+                window.append((job, index))
                 tokens += n
-                job.scheduled += 1
-            if job.scheduled < len(job.flat):
-                break  # the batch is full
-        for job in [job for job in self.pending if job.scheduled == len(job.flat)]:
+            else:
+                continue
+            break  # the window is full
+        taken = window
+        if limits.batchers > 1 and len(window) > limits.max_batch_size:
+            by_length = sorted(window, key=lambda pair: len(pair[0].flat[pair[1]]["input_ids"]))
+            oldest = by_length.index(window[0])
+            start = min(max(0, oldest - limits.max_batch_size // 2), len(window) - limits.max_batch_size)
+            taken = by_length[start:start + limits.max_batch_size]
+        for job, index in taken:
+            job.waiting.remove(index)
+        for job in [job for job in self.pending if not job.waiting]:
             self.pending.remove(job)
         return taken
 
