@@ -8,12 +8,14 @@ hands every input its features' outputs (padding cut off) to turn into results, 
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Optional
 
 from ..devices import as_device
 
 DEFAULT_BATCH_SIZE = 8
+WORD_END = re.compile(r"\S(?=\s)")
 
 
 class Pipeline:
@@ -25,6 +27,7 @@ class Pipeline:
     token_outputs: tuple[str, ...] = ()
     # Call options and their defaults; pipeline(...) and each call may override them.
     defaults: dict[str, Any] = {}
+    _longest_token = None  # characters of the vocabulary's longest token, once cut_for_truncation needs it
 
     def __init__(self, model, tokenizer, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **options):
         from ..modeling import RobertaPreLayerNormPreTrainedModel
@@ -77,6 +80,28 @@ class Pipeline:
                              + (" or pass truncation=True" if "truncation" in self.defaults else ""))
         return features
 
+    def cut_for_truncation(self, text: str, options: dict, other: Optional[str] = None) -> str:
+        """`text` without the part truncation will cut anyway, cut by characters before tokenizing (one 25 MB
+        line need not become 25 MB of tokens, nor a pair of long texts a tokenizer's quadratic overflow). The cut
+        is at the first word end (a non-space before a space, where the byte-level pre-tokenizer always splits,
+        so the tokens before it are the full text's) past max_length x (the longest token's length) characters:
+        what is kept still has more tokens than fit, so the truncated ids are today's. In a pair (`other`: the
+        other text), longest-first truncation gives each text half the room when both are long, the odd token
+        to the longer: with an odd room the text is cut only beside an `other` of at most max_length / 2
+        bytes, which stays the shorter."""
+        truncation = options.get("truncation")
+        if truncation not in (True, "longest_first") or self.tokenizer.truncation_side != "right":
+            return text
+        length = options.get("max_length") or self.tokenizer.model_max_length
+        room = length - self.tokenizer.num_special_tokens_to_add(pair=True)
+        if other is not None and room % 2 and len(other.encode("utf-8")) * 2 > length:
+            return text
+        if self._longest_token is None:
+            self._longest_token = max(map(len, self.tokenizer.get_vocab()))
+        start = length * self._longest_token
+        end = WORD_END.search(text, start - 1) if len(text) > start else None
+        return text[:end.end()] if end else text
+
     def forward(self, batch: dict):
         """Run the model on a padded batch (input_ids, attention_mask) and return its output."""
         return self.model(**batch)
@@ -103,15 +128,18 @@ class Pipeline:
                 f"{type(self).__name__} got unexpected argument(s) {sorted(kwargs)}; options: {sorted(self.defaults)}"
             )
         options = self.check_options({**self.raw_options, **call_options}) if call_options else self.options
-        features = [self.features(item, options) for item in items]
-        flat = [feature for per_item in features for feature in per_item]
-        flat_outputs = run_batches(self, flat)
+        results = self.results(items, [self.features(item, options) for item in items], options)
+        return self.finish(items, results, single, options)
+
+    def results(self, items: list, features: list[list[dict]], options: dict) -> list:
+        """Each item's result from its features, all run through the model together (see run_batches)."""
+        flat_outputs = run_batches(self, [feature for per_item in features for feature in per_item])
         results, start = [], 0
         for item, per_item in zip(items, features):
             outputs = flat_outputs[start:start + len(per_item)]
             start += len(per_item)
             results.append(self.postprocess(item, per_item, outputs, options))
-        return self.finish(items, results, single, options)
+        return results
 
 
 def run_batches(pipe: Pipeline, features: list[dict]) -> list[dict]:

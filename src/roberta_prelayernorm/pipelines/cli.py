@@ -1,16 +1,20 @@
 """Subcommands `classify`, `tag`, `answer`, `choose` and `fill-mask`: the task pipelines on the command line.
 
-Inputs come from arguments, a JSON Lines file (--input) or stdin; each result is written as one JSON line,
-the input object with a "result" key added, to stdout or --output (written atomically, when all is done).
+Inputs come from arguments, a JSON Lines file (--input) or stdin, read a window at a time (memory does not grow
+with the input); each result is written as one JSON line (strict JSON: a NaN score is null), the input object
+with a "result" key added, to stdout or --output, in input order as soon as its window is done.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
+
+from ..jsonout import dumps
 
 # JSON Lines fields of each task: (required, optional), with the type each must have.
 TEXT = {"text": str}
@@ -165,28 +169,39 @@ class InputLineError(ValueError):
     """A malformed input line; the message starts with FILE:LINE."""
 
 
-def read_inputs(command: Command, args) -> list[tuple[str, dict]]:
-    """(where, input object) for each input: from the arguments, --input or stdin."""
+def read_inputs(command: Command, args) -> Iterator[tuple[str, object]]:
+    """(where, input line or object) for each input, read one at a time: from the arguments, --input or stdin.
+    A missing input is an error at once, not at the first read."""
     given = command.from_args(args)
     if given:
         if args.input is not None:
             raise ValueError(f"{command.name}: give inputs as arguments or with --input, not both")
-        return [(f"argument {i + 1}", item) for i, item in enumerate(given)]
+        return iter([(f"argument {i + 1}", item) for i, item in enumerate(given)])
     if args.input in (None, "-"):
         if args.input is None and sys.stdin.isatty():
             raise ValueError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
                              "on stdin (see --help)")
         stdin = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin may be text only
-        name, data = "<stdin>", stdin.read() if stdin is not None else sys.stdin.read().encode("utf-8", "surrogatepass")
-    else:
-        try:
-            with open(args.input, "rb") as f:
-                name, data = args.input, f.read()
-        except OSError as err:
-            raise ValueError(f"{command.name}: --input {args.input}: {err.strerror}") from None
-    # Lines stay bytes here: one that is not UTF-8 is that line's error (parse_line), not the whole file's.
-    lines = data.removeprefix(b"\xef\xbb\xbf").splitlines()  # without a UTF-8 byte order mark
-    return [(f"{name}:{number}", line) for number, line in enumerate(lines, 1) if line.strip()]
+        return numbered_lines("<stdin>", stdin if stdin is not None else
+                              (line.encode("utf-8", "surrogatepass") for line in sys.stdin))
+    try:
+        source = open(args.input, "rb")
+    except OSError as err:
+        raise ValueError(f"{command.name}: --input {args.input}: {err.strerror}") from None
+    return numbered_lines(args.input, source)
+
+
+def numbered_lines(name: str, source) -> Iterator[tuple[str, bytes]]:
+    """("NAME:LINE", line) for each non-blank line of a binary stream (closed at the end), without a UTF-8 byte
+    order mark. Lines stay bytes: one that is not UTF-8 is that line's error (parse_line), not the whole input's.
+    Numbered as str.splitlines counts lines (a lone "\r" ends one too)."""
+    number = 0
+    with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
+        for i, raw in enumerate(source):
+            for line in (raw.removeprefix(b"\xef\xbb\xbf") if i == 0 else raw).splitlines():
+                number += 1
+                if line.strip():
+                    yield f"{name}:{number}", line
 
 
 def parse_line(command: Command, where: str, line) -> dict:
@@ -222,10 +237,20 @@ def parse_line(command: Command, where: str, line) -> dict:
     return {name: item[name] for name in allowed if name in item}
 
 
+# Inputs read ahead of the model, for length-sorted batches: at most this many batches' worth, and at most this
+# many bytes of input lines (each window's results are written before the next is read).
+WINDOW_BATCHES = 32
+WINDOW_BYTES = 4 << 20
+
+
+class Stopped(Exception):
+    """A malformed line under --on-error stop: the message to print before exiting with code 1."""
+
+
 def run(command: Command, args) -> int:
     from . import pipeline
     from ..checkpoint import CheckpointError
-    from ..files import atomic_write_text, check_output
+    from ..files import atomic_write, check_output
     from ..hub import CheckpointNotFoundError
 
     if args.output is not None:
@@ -237,35 +262,65 @@ def run(command: Command, args) -> int:
     except (CheckpointNotFoundError, CheckpointError) as err:
         print(f"error: --model {args.model}: {err}", file=sys.stderr)
         return 2
+    lines = read_inputs(command, args)
+    counts = {"skipped": 0, "processed": 0}
 
-    items, wheres, skipped = [], [], 0
-    for where, line in read_inputs(command, args):
-        try:
-            item = parse_line(command, where, line)
-            # Tokenizing each input here finds content errors (no <mask>, empty question...) with their line,
-            # before the model runs.
-            pipe.features(pipe_input(command, item), pipe.options)
-        except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's error
-            message = str(err) if isinstance(err, InputLineError) else f"{where}: {err}"
-            if args.on_error == "stop":
-                print(f"error: {message} (stopped; --on-error skip processes the other lines)", file=sys.stderr)
-                return 1
-            print(f"skipped {message}", file=sys.stderr)
-            skipped += 1
-            continue
-        items.append(item)
-        wheres.append(where)
+    def checked():
+        """(input object, its features, its line's size) of each good line; a bad one stops or is skipped."""
+        for where, line in lines:
+            try:
+                item = parse_line(command, where, line)
+                # Tokenizing each input here finds content errors (no <mask>, empty question...) with their line.
+                features = pipe.features(pipe_input(command, item), pipe.options)
+            except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's error
+                message = str(err) if isinstance(err, InputLineError) else f"{where}: {err}"
+                if args.on_error == "stop":
+                    raise Stopped(f"error: {message} (stopped; --on-error skip processes the other lines)") from None
+                print(f"skipped {message}", file=sys.stderr)
+                counts["skipped"] += 1
+                continue
+            yield item, features, len(line) if isinstance(line, bytes) else 0
 
-    results = pipe([pipe_input(command, item) for item in items]) if items else []
-    text = "".join(json.dumps({**item, "result": result}, ensure_ascii=False) + "\n"
-                   for item, result in zip(items, results))
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        atomic_write_text(args.output, text)
-    if skipped:
-        print(f"{skipped} malformed line(s) skipped; {len(items)} processed", file=sys.stderr)
+    def write(out) -> None:
+        """Each window's results into `out` as soon as they are ready, in input order."""
+        for window in windows(checked(), WINDOW_BATCHES * args.batch_size, WINDOW_BYTES):
+            items = [item for item, _ in window]
+            results = pipe.results([pipe_input(command, item) for item in items], [f for _, f in window],
+                                   pipe.options)
+            out.write("".join(dumps({**item, "result": result}, ensure_ascii=False) + "\n"
+                              for item, result in zip(items, results)))
+            out.flush()
+            counts["processed"] += len(items)
+
+    try:
+        if args.output is None:
+            write(sys.stdout)
+        else:
+            def write_file(name):
+                with open(name, "w", encoding="utf-8") as f:
+                    write(f)
+
+            atomic_write(args.output, write_file)  # a run stopped at a bad line leaves --output as it was
+    except Stopped as stop:
+        print(stop, file=sys.stderr)
+        return 1
+    if counts["skipped"]:
+        print(f"{counts['skipped']} malformed line(s) skipped; {counts['processed']} processed", file=sys.stderr)
     return 0
+
+
+def windows(items: Iterator[tuple], count: int, size: int) -> Iterator[list[tuple[object, object]]]:
+    """Consecutive runs of (item, features) from (item, features, size) triples: a run ends at `count` items or
+    once its sizes reach `size`."""
+    window, total = [], 0
+    for item, features, item_size in items:
+        window.append((item, features))
+        total += item_size
+        if len(window) >= count or total >= size:
+            yield window
+            window, total = [], 0
+    if window:
+        yield window
 
 
 def pipe_input(command: Command, item: dict):

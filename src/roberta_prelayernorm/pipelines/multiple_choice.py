@@ -48,7 +48,9 @@ class MultipleChoicePipeline(Pipeline):
         if not isinstance(choices, (list, tuple)) or not choices or not all(isinstance(c, str) for c in choices):
             raise ValueError(f"choices must be a non-empty list of strings, got {choices!r:.80}")
         tokenizer_options = {key: options[key] for key in TOKENIZER_OPTIONS if options[key] is not None}
-        encoding = self.tokenizer([prompt] * len(choices), list(choices), **tokenizer_options)
+        prompts = [self.cut_for_truncation(prompt, options, choice) for choice in choices]
+        choices = [self.cut_for_truncation(choice, options, prompt) for choice in choices]
+        encoding = self.tokenizer(prompts, choices, **tokenizer_options)
         # One feature per choice: the model scores each (prompt, choice) pair on its own, so pairs of different
         # prompts batch together like any other sequences.
         return [{"input_ids": input_ids} for input_ids in encoding["input_ids"]]

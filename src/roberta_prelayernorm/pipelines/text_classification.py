@@ -38,9 +38,13 @@ class TextClassificationPipeline(Pipeline):
                 raise ValueError(
                     f"a text pair must be a dict with keys 'text' and 'text_pair', got keys {sorted(item)}"
                 )
-            encoding = self.tokenizer(item["text"], item.get("text_pair"), **tokenizer_options)
+            text, pair = item["text"], item.get("text_pair")
+            if isinstance(text, str) and isinstance(pair, (str, type(None))):
+                text, pair = (self.cut_for_truncation(text, options, pair),
+                              pair and self.cut_for_truncation(pair, options, text))
+            encoding = self.tokenizer(text, pair, **tokenizer_options)
         elif isinstance(item, str):
-            encoding = self.tokenizer(item, **tokenizer_options)
+            encoding = self.tokenizer(self.cut_for_truncation(item, options), **tokenizer_options)
         else:
             raise ValueError(
                 f"inputs must be texts or {{'text': ..., 'text_pair': ...}} dicts, got {type(item).__name__}: "

@@ -1,0 +1,23 @@
+"""JSON as the package writes it: strict (RFC 8259), so any reader takes it. Python's json writes NaN and
+infinities as the bare words NaN and Infinity, which are not JSON; here they are written as null."""
+
+from __future__ import annotations
+
+import json
+import math
+
+
+def finite(value):
+    """`value` with every float that is NaN or infinite (in lists, tuples and dicts) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def dumps(value, **kwargs) -> str:
+    """json.dumps of `value` with non-finite floats as null (allow_nan=False: anything else non-finite fails)."""
+    return json.dumps(finite(value), allow_nan=False, **kwargs)

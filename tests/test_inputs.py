@@ -1,0 +1,132 @@
+"""Inputs as they really come: task commands that stream (results written as their window is done, memory
+bounded by bytes), long lines cut by characters where truncation cuts them anyway (same results), and
+inputs that lie about themselves answered with one line naming the file, field or flag."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import roberta_prelayernorm as rp
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def heads(tiny, tmp_path_factory):
+    """Classifier and multiple-choice folders on the tiny model (64 tokens) with its tokenizer."""
+    folders = {}
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    for task, cls in (("classify", rp.RobertaPreLayerNormForSequenceClassification),
+                      ("choose", rp.RobertaPreLayerNormForMultipleChoice)):
+        torch.manual_seed(0)
+        folder = str(tmp_path_factory.mktemp(task))
+        cls(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[task] = folder
+    return folders
+
+
+def random_text(rng: random.Random, words: int) -> str:
+    """Words of letters, digits, punctuation and non-ASCII, with runs of spaces, tabs and newlines between."""
+    pieces = ["dog", "the", "Berlin", "1991", "é", "naïve", "--", "...", "日本語", "x", "it's", "🙂", "a.b"]
+    spaces = [" ", " ", " ", "  ", "\t", "\n", " \n "]
+    return "".join(rng.choice(pieces) + rng.choice(spaces) for _ in range(words))
+
+
+def test_long_texts_are_cut_by_characters_with_the_same_ids(heads):
+    classify = rp.pipeline("text-classification", model=heads["classify"], truncation=True)
+    choose = rp.pipeline("multiple-choice", model=heads["choose"], truncation=True)
+    tokenizer = classify.tokenizer
+    seen, call = [], tokenizer.__call__
+
+    class Recording(type(tokenizer)):
+        """The tokenizer, recording the length of each text it is given."""
+
+        def __call__(self, text, text_pair=None, **kwargs):
+            seen.extend(len(t) for t in (text if isinstance(text, list) else [text]) if isinstance(t, str))
+            return call(text, text_pair, **kwargs)
+
+    tokenizer.__class__ = Recording
+    rng = random.Random(0)
+    for words in (3, 40, 300, 3000, 20000):
+        text, short = random_text(rng, words), random_text(rng, 5)
+        # Two long texts: the oracle, tokenizers' own truncation, makes overflowing pieces for every pair of
+        # windows of the two (quadratic: gigabytes at 20,000 words each), so only up to 300 words.
+        both = [{"text": text, "text_pair": text[::-1]}] if words <= 300 else []
+        for item in [text, {"text": text, "text_pair": short}, {"text": short, "text_pair": text}] + both:
+            expected = call(item, truncation=True) if isinstance(item, str) else call(
+                item["text"], item["text_pair"], truncation=True)
+            assert classify.features(item, classify.options) == [{"input_ids": expected["input_ids"]}]
+        choices = [short, text[::-1]] if both else [short, short[::-1]]
+        expected = call([text, text], choices, truncation=True)["input_ids"]
+        assert [f["input_ids"] for f in choose.features({"prompt": text, "choices": choices}, choose.options)] \
+            == expected
+    # The 20,000-word texts (about 88,000 characters) reached the tokenizer cut; so does a pair of them.
+    assert len(text) > 80_000 and max(seen) < 20_000
+    assert len(classify.features({"text": text, "text_pair": text}, classify.options)[0]["input_ids"]) == 64
+
+
+def cli_process(*args) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "roberta_prelayernorm", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.mark.slow
+def test_results_are_written_before_the_input_ends(heads):
+    # --batch-size 1 reads ahead 32 lines: the results of the first window come while stdin is still open.
+    process = cli_process("classify", "--model", heads["classify"], "--batch-size", "1")
+    try:
+        process.stdin.write(b"".join(json.dumps({"text": f"line {i}"}).encode() + b"\n" for i in range(40)))
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no result within 60 s of 40 lines, with the input still open"
+        first = json.loads(process.stdout.readline())
+        assert first["text"] == "line 0" and set(first["result"]) == {"label", "score"}
+        process.stdin.close()
+        rest = process.stdout.read().decode().splitlines()
+        assert process.wait(60) == 0, process.stderr.read()
+        assert [json.loads(line)["text"] for line in rest] == [f"line {i}" for i in range(1, 40)]
+    finally:
+        process.kill()
+        process.wait()
+
+
+def peak_rss_mb(args: list) -> int:
+    """The peak resident memory (MB) of the console script run with `args` in a child process."""
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's (pytest's) at the fork.
+    code = ("import re, sys; from roberta_prelayernorm.cli import main; rc = main(sys.argv[1:]); "
+            "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) // 1024, "
+            "file=sys.stderr); sys.exit(rc)")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_memory_of_a_long_line_and_a_long_input_is_bounded(heads, tmp_path):
+    baseline = peak_rss_mb(["classify", "--model", heads["classify"], "hello"])
+    # One 8 MB line, cut to 64 tokens: 2.1 GB resident when it was tokenized whole.
+    line = tmp_path / "line.jsonl"
+    line.write_text(json.dumps({"text": " ".join(f"word{i % 997}" for i in range(1_000_000))}) + "\n")
+    peak = peak_rss_mb(["classify", "--model", heads["classify"], "--input", line])
+    assert peak < baseline + 150, (peak, baseline)
+    # 50 MB of 12 KB lines: every line, its object and its result were held until the end (baseline + 70 MB).
+    lines = tmp_path / "lines.jsonl"
+    text = " ".join(f"word{i % 997}" for i in range(1600))
+    lines.write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(4000)))
+    output = tmp_path / "out.jsonl"
+    peak = peak_rss_mb(["classify", "--model", heads["classify"], "--input", lines, "--output", output,
+                        "--batch-size", "16"])
+    assert peak < baseline + 40, (peak, baseline)
+    assert sum(1 for _ in open(output)) == 4000
