@@ -830,7 +830,7 @@ class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None, *, prediction_positions=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, prediction_positions=None):
         """Sparse prediction, two ways: `prediction_positions` (B, K) long, each row's columns to predict with -1
         at empty slots (a static K: what the masked-LM trainer passes), gives logits (B, K, V) at those slots
         (empty ones unspecified, their labels ignored); with config.sparse_prediction and labels, the positions
