@@ -130,3 +130,47 @@ def test_memory_of_a_long_line_and_a_long_input_is_bounded(heads, tmp_path):
                         "--batch-size", "16"])
     assert peak < baseline + 40, (peak, baseline)
     assert sum(1 for _ in open(output)) == 4000
+
+
+# -- inputs that lie -------------------------------------------------------------------------------------------
+def test_a_stray_huge_class_index_is_refused_before_names_are_made(tmp_path, tiny):
+    from roberta_prelayernorm.tasks import make_task
+    from roberta_prelayernorm.training import DataError, read_records
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": f"t{i}", "label": v}) + "\n" for i, v in enumerate([0, 1, 200_000])))
+    task = make_task("sequence-classification", rp.AutoTokenizer.from_pretrained(tiny), 64)
+    with pytest.raises(DataError, match=r"line 3: field 'label': class index 200000 is too large: class indices run "
+                                        r"from 0 to the number of classes - 1, at most 99999"):
+        task.fit(read_records(str(path)))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("is_decoder", "false", "config.is_decoder must be true or false, got str 'false'"),
+    ("tie_word_embeddings", 0, "config.tie_word_embeddings must be true or false, got int 0"),
+    ("hidden_act", 1, "config.hidden_act=1 is not supported"),
+    ("vocab_size", 10**12, r"config.vocab_size=1000000000000 is larger than this package builds \(at most 4194304\)"),
+    ("num_hidden_layers", 10**9, r"config.num_hidden_layers=1000000000 is larger than this package builds"),
+    ("max_position_embeddings", 10**9, "config.max_position_embeddings=1000000000 is larger"),
+    ("intermediate_size", 200_000, r"config describes about 1.7e\+12 parameters \(hidden_size=4096, "
+                                   r"num_hidden_layers=1000, .*at most 1e\+11\)"),
+])
+def test_config_json_values_of_the_wrong_type_or_size_are_refused(tmp_path, tiny, field, value, message):
+    config = json.loads(open(os.path.join(tiny, "config.json")).read())
+    config[field] = value
+    if field == "intermediate_size":  # each size allowed, all together a model of 1.7e12 parameters
+        config.update(hidden_size=4096, num_attention_heads=32, num_hidden_layers=1000)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        rp.RobertaPreLayerNormConfig.from_pretrained(str(folder))
+
+
+def test_a_device_that_is_not_here_is_one_line(heads, capsys):
+    from roberta_prelayernorm.cli import main
+
+    assert main(["classify", "--model", heads["classify"], "hello", "--device", "mps"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: device='mps': mps is not available here; use 'cpu'" or (
+        torch.cuda.is_available() and err.endswith("use 'cpu', 'cuda'"))

@@ -146,6 +146,48 @@ def test_non_finite_loss(tmp_path, tiny, action, read_at_the_log, monkeypatch):
     assert reads == ([4, 2, 2] if read_at_the_log else [])
 
 
+def poison_from(trainer, first: int, last: int = 10**9) -> None:
+    """Make forward passes first..last (1-based; one per step here) give NaN logits."""
+    calls = []
+
+    def poison(module, inputs, output):
+        calls.append(1)
+        return output * float("nan") if first <= len(calls) <= last else output
+
+    trainer.model.classifier.register_forward_hook(poison)
+
+
+def test_skipped_steps_are_counted_and_reported_without_progress(tmp_path, tiny, caplog):
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=8, log_every=4,
+                             eval_every=None, validation=None, on_nonfinite="skip"))
+    poison_from(trainer, 3, 4)
+    with caplog.at_level("WARNING", logger="roberta_prelayernorm.training"):
+        trainer.train()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "roberta_prelayernorm.training"]
+    assert "at step 3" in warnings[0] and "(1 skipped so far)" in warnings[0]
+    assert "at step 4" in warnings[1] and "(2 skipped so far)" in warnings[1]
+    assert warnings[2] == "2 of 8 steps were skipped for a non-finite loss (on_nonfinite='skip')"
+    lines = [json.loads(line) for line in open(tmp_path / "out" / "metrics.jsonl")]
+    assert [(e["step"], e["skipped_steps"]) for e in lines if e["split"] == "train"] == [(4, 2), (8, 2)]
+
+
+def test_a_run_skipping_more_than_its_share_stops(tmp_path, tiny, caplog):
+    trainer = Trainer(config(tmp_path, "sequence-classification", tiny, max_steps=40, log_every=4,
+                             eval_every=None, validation=None, on_nonfinite="skip", max_skipped_share=0.25))
+    poison_from(trainer, 5)
+    with caplog.at_level("WARNING", logger="roberta_prelayernorm.training"), \
+            pytest.raises(NonFiniteLossError, match=r"11 steps skipped for a non-finite loss, more than the 10 that "
+                                                     r"max_skipped_share allows \(the last: non-finite loss \(nan\) at "
+                                                     r"step 15"):
+        trainer.train()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "roberta_prelayernorm.training"]
+    assert len(warnings) == 10 and warnings[9].endswith("(10 skipped so far; further skips are reported every 100th)")
+    with pytest.raises(ValueError, match="max_skipped_share=1.5 is not allowed"):
+        Trainer(config(tmp_path, "sequence-classification", tiny, max_skipped_share=1.5))
+    with pytest.raises(ValueError, match=r"seed=18446744073709551616 is not allowed: an int in \[0, 2\*\*64\)"):
+        Trainer(config(tmp_path, "sequence-classification", tiny, seed=2**64))
+
+
 def test_bf16_and_gradient_checkpointing_run_on_cpu(tmp_path, tiny):
     trainer = Trainer(config(tmp_path, "masked-lm", tiny, max_steps=2, precision="bf16", gradient_checkpointing=True))
     assert trainer.model.is_gradient_checkpointing

@@ -69,6 +69,13 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "sparse_pred_ignore_index": -100,
 }
 
+# Bounds on a config's sizes, far above any checkpoint of the family (the largest is 24 x 1024, 50,265 tokens,
+# 514 positions): a value past them is a typo, refused before it allocates terabytes or loops for hours.
+SIZE_BOUNDS = {"vocab_size": 1 << 22, "hidden_size": 1 << 16, "intermediate_size": 1 << 18,
+               "num_hidden_layers": 1024, "num_attention_heads": 1 << 12, "max_position_embeddings": 1 << 20,
+               "type_vocab_size": 1 << 16}
+MAX_PARAMETERS = 10**11
+
 # transformers >= 4.56 writes "dtype"; older releases (and this package) write "torch_dtype".
 KEY_ALIASES = {"dtype": "torch_dtype"}
 # Written by transformers' save but not part of a model's description.
@@ -199,6 +206,36 @@ class RobertaPreLayerNormConfig:
                 f"config.max_position_embeddings ({self.max_position_embeddings}) leaves no room for positions: "
                 f"RoBERTa positions start at pad_token_id + 1 = {pad + 1}"
             )
+        self.check_types()
+        self.check_sizes()
+
+    def check_types(self) -> None:
+        """Each known field of its default's type: config.json's "is_decoder": "false" is a string, which Python
+        would take as true (and run a causal mask)."""
+        for name, default in {**MODEL_DEFAULTS, **COMMON_DEFAULTS, **PACKAGE_DEFAULTS}.items():
+            value = getattr(self, name)
+            if default is None or (value is None and name.endswith("_token_id")):
+                continue
+            kinds = (int, float) if type(default) is float else type(default)
+            if isinstance(value, bool) != (type(default) is bool) or not isinstance(value, kinds):
+                allowed = {bool: "true or false", int: "an int", float: "a number", str: "a string",
+                           dict: "an object"}[type(default)]
+                raise ValueError(f"config.{name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
+
+    def check_sizes(self) -> None:
+        """Sizes within bounds before anything is allocated: a config's typo (a vocabulary of 10^12, 10^9
+        layers) would otherwise try to allocate terabytes, or build layers for hours, before a weight is read."""
+        for name, bound in SIZE_BOUNDS.items():
+            if getattr(self, name) > bound:
+                raise ValueError(f"config.{name}={getattr(self, name)} is larger than this package builds (at most "
+                                 f"{bound})")
+        h = self.hidden_size
+        parameters = ((self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
+                      + self.num_hidden_layers * (4 * h * h + 2 * h * self.intermediate_size))
+        if parameters > MAX_PARAMETERS:
+            raise ValueError(f"config describes about {parameters:.2g} parameters (hidden_size={h}, num_hidden_layers="
+                             f"{self.num_hidden_layers}, intermediate_size={self.intermediate_size}, vocab_size="
+                             f"{self.vocab_size}), more than this package builds (at most {MAX_PARAMETERS:.0e})")
 
     # -- dict / JSON ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -19,6 +19,10 @@ def as_device(device):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r}: CUDA is not available here (no GPU, or torch built without "
                          "CUDA); use 'cpu'")
+    backend = getattr(torch, device.type, None)  # torch.mps, torch.xpu...: each says whether it is usable here
+    if device.type not in ("cpu", "cuda", "meta") and not getattr(backend, "is_available", lambda: False)():
+        usable = "'cpu'" + (", 'cuda'" if torch.cuda.is_available() else "")
+        raise ValueError(f"device={str(device)!r}: {device.type} is not available here; use {usable}")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return device

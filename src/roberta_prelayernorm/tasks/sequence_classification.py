@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Optional
 from . import metrics
 from .base import Task, record_text
 
+# The most classes a file's class indices may ask for (index MAX_CLASSES - 1 at most).
+MAX_CLASSES = 100_000
+
 if TYPE_CHECKING:
     from .records import Record
 
@@ -71,6 +74,11 @@ class SequenceClassification(Task):
             bad = next((r for r, v in zip(records, labels) if v < 0), None)
             if bad is not None:
                 raise bad.error("label", f"class index {bad.fields['label']} is negative")
+            # Checked before the names are made: one stray 1e9 would otherwise allocate a billion of them.
+            bad = next((r for r, v in zip(records, labels) if v >= MAX_CLASSES), None)
+            if bad is not None:
+                raise bad.error("label", f"class index {bad.fields['label']} is too large: class indices run from 0 "
+                                         f"to the number of classes - 1, at most {MAX_CLASSES - 1}")
             self.kind, self.names = "class", [f"LABEL_{i}" for i in range(max(labels) + 1)]
         elif kind == "name":
             self.kind, self.names = "class", sorted(set(labels))

@@ -67,6 +67,8 @@ class TrainingConfig(*TASK_OPTIONS):
     seed: int = flag(42, "seed for the new head, data order and masking")
     on_nonfinite: str = flag("stop", "on a NaN/inf loss: stop with an error naming the step and batch (default), or "
                                      "skip that step's update", choices=NONFINITE_ACTIONS)
+    max_skipped_share: float = flag(0.1, "with --on-nonfinite skip: stop with an error once more than this share "
+                                         "of the run's steps (and more than 10) were skipped (default 0.1)")
     overwrite: bool = flag(False, "replace a finished run in --output (its best/, last/ and metrics); else refused")
     progress: bool = flag(True, "no progress bar", invert=True)
     device: Optional[str] = flag(None, "cpu, cuda, cuda:1, ... (default: cuda:LOCAL_RANK if available)")
@@ -106,6 +108,9 @@ class TrainingConfig(*TASK_OPTIONS):
         need(0 <= self.warmup_ratio < 1, "warmup_ratio", "a fraction in [0, 1)")
         need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "an int >= 0")
         need(self.max_grad_norm >= 0, "max_grad_norm", "a number >= 0 (0: no clipping)")
+        need(0 <= self.max_skipped_share <= 1, "max_skipped_share", "a share in [0, 1]")
+        # torch's generators take 64 bits: a larger seed would fail deep inside the first one seeded.
+        need(isinstance(self.seed, int) and 0 <= self.seed < 2**64, "seed", "an int in [0, 2**64)")
 
 
 def flag_order() -> list[dataclasses.Field]:

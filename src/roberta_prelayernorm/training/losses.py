@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -29,9 +30,18 @@ class Step:
     weights: list  # each micro-batch's share of the step's examples (on every process)
 
 
+# Skipped steps warned about one by one; after these, every WARN_EVERY-th.
+WARN_FIRST, WARN_EVERY = 10, 100
+
+
 class StepLosses:
-    def __init__(self, on_nonfinite: str, log):
-        self.on_nonfinite, self.log = on_nonfinite, log
+    """The pending steps' losses; under on_nonfinite="skip", the count of skipped steps (`skipped`, those of the
+    run before a resume included), a warning for each (rate-limited), and an error once more than `max_skipped`
+    steps were skipped (the run can then no longer end under its allowed share)."""
+
+    def __init__(self, on_nonfinite: str, warn, skipped: int = 0, max_skipped: Optional[int] = None):
+        self.on_nonfinite, self.warn = on_nonfinite, warn
+        self.skipped, self.max_skipped = skipped, max_skipped
         self.pending: list[Step] = []
         self.running: list[float] = []  # each settled step's loss (NaN: skipped) since the last take_mean
 
@@ -61,8 +71,16 @@ class StepLosses:
                 self.pending = []
                 raise NonFiniteLossError(where + "; lower the learning rate, use precision='fp32' or 'bf16', or pass "
                                                  "on_nonfinite='skip' to skip such steps")
-            self.log(where + ": step skipped")
+            self.skipped += 1
             self.running.append(float("nan"))
+            if self.max_skipped is not None and self.skipped > self.max_skipped:
+                self.pending = []
+                raise NonFiniteLossError(f"{self.skipped} steps skipped for a non-finite loss, more than the "
+                                         f"{self.max_skipped} that max_skipped_share allows (the last: {where}); "
+                                         "check the data and the settings (learning rate, precision)")
+            if self.skipped <= WARN_FIRST or self.skipped % WARN_EVERY == 0:
+                more = (f"; further skips are reported every {WARN_EVERY}th" if self.skipped == WARN_FIRST else "")
+                self.warn(f"{where}: step skipped ({self.skipped} skipped so far{more})")
         self.pending = []
         return bool(finite)
 

@@ -55,6 +55,8 @@ from .state import TrainState, linear_schedule, make_optimizer
 from .throughput import run_throughput
 
 logger = logging.getLogger("roberta_prelayernorm.training")
+# Steps a run may always skip, whatever max_skipped_share allows (a short run's few bad batches).
+MIN_SKIPPED = 10
 
 
 def model_config(name_or_path: str):
@@ -190,6 +192,16 @@ class Trainer:
             else:
                 logger.info(message)
 
+    def warn(self, message: str) -> None:
+        """A message shown with or without the progress bar (a warning reaches stderr without logging set up)."""
+        if self.dist.is_main:
+            from tqdm.auto import tqdm
+
+            if self.config.progress:
+                tqdm.write(message)
+            else:
+                logger.warning(message)
+
     def epoch_plan(self, epoch: int) -> "EpochPlan":
         """This process's feature indices for each optimizer step of an epoch: steps of grad_accum micro-batches."""
         cfg = self.config
@@ -239,6 +251,9 @@ class Trainer:
                  f"{cfg.batch_size * self.dist.world_size * cfg.grad_accum} (batch {cfg.batch_size} x "
                  f"{self.dist.world_size} processes x {cfg.grad_accum} accumulation), {self.device}, {cfg.precision}")
         results = self.fit(state, total)
+        if state.step > state.steps_taken:
+            self.warn(f"{state.step - state.steps_taken} of {state.step} steps were skipped for a non-finite loss "
+                      f"(on_nonfinite='skip')")
         if state.steps_taken == 0:
             raise NonFiniteLossError(f"no optimizer step was taken: all {total} steps had a non-finite loss and "
                                      "were skipped (on_nonfinite='skip'); no model was saved. Check the data "
@@ -264,7 +279,8 @@ class Trainer:
         module.train()
         results, speed, loss = {}, {}, float("nan")
         throughput = run_throughput(cfg, self.model.config, self.task.name, self.device)
-        self.losses = losses = StepLosses(cfg.on_nonfinite, self.log)
+        self.losses = losses = StepLosses(cfg.on_nonfinite, self.warn, skipped=state.step - state.steps_taken,
+                                          max_skipped=max(int(cfg.max_skipped_share * total), MIN_SKIPPED))
         plans = {}
         batches = Prefetcher(lambda key: step_batches(  # key: (epoch, k)
             self.task, self.train_features, plans[key[0]][key[1]], self.device, seed=cfg.seed, epoch=key[0],
@@ -297,8 +313,9 @@ class Trainer:
                     if log:
                         loss = self._reduce_mean(losses.take_mean())
                         speed = self._speed(throughput.report())
+                        skipped = {"skipped_steps": losses.skipped} if cfg.on_nonfinite == "skip" else {}
                         self._record({"split": "train", "step": step, "epoch": round(step / per_epoch, 4),
-                                      "loss": loss, "learning_rate": lr, **speed})
+                                      "loss": loss, "learning_rate": lr, **skipped, **speed})
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
                                     **{name: f"{value:.3g}" for name, value in speed.items()})  # of the last log
