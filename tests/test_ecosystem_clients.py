@@ -213,7 +213,9 @@ def test_feature_extraction_pipeline_with_tuple_outputs(tokenizers):
 @pytest.mark.parametrize("name", ["RobertaPreLayerNormModel", "RobertaPreLayerNormForSequenceClassification",
                                   "RobertaPreLayerNormForMultipleChoice", "RobertaPreLayerNormForTokenClassification",
                                   "RobertaPreLayerNormForQuestionAnswering", "RobertaPreLayerNormForMaskedLM"])
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the input checks' Python values, as traced
+# The legacy APIs this test drives, as users still call them: torch's deprecation notices and the tracer's.
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning",
+                            "ignore:Exporting aten::index operator of advanced indexing")
 def test_torch_jit_trace_and_torchscript_onnx_export(tmp_path, name):
     model, batch = tiny(name), inputs_for(name)
     args = (batch["input_ids"], batch["attention_mask"])
