@@ -174,3 +174,20 @@ def test_a_device_that_is_not_here_is_one_line(heads, capsys):
     err = capsys.readouterr().err.strip()
     assert err == "error: device='mps': mps is not available here; use 'cpu'" or (
         torch.cuda.is_available() and err.endswith("use 'cpu', 'cuda'"))
+
+
+def test_training_files_that_are_not_utf8_or_have_huge_cells(tmp_path):
+    from roberta_prelayernorm.training import DataError, read_records
+
+    jsonl = tmp_path / "latin1.jsonl"
+    jsonl.write_bytes(b'{"text": "fine", "label": 0}\n' + '{"text": "café", "label": 1}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.jsonl, line 2: field '\(record\)': not UTF-8 text \(byte 14 of "
+                                        r"the line is 0xe9\)"):
+        read_records(str(jsonl))
+    csv_file = tmp_path / "big.csv"
+    cell = "word " * 60_000  # 300 KB: past csv's own 128 KiB field limit
+    csv_file.write_text(f'text,label\n"{cell}",1\nshort,0\n')
+    assert [r.fields["text"] for r in read_records(str(csv_file))] == [cell, "short"]
+    csv_file.write_bytes(b"text,label\nfine,1\n" + "caf\xe9,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"big.csv, line 3: field '\(record\)': not UTF-8 text \(byte 4 "):
+        read_records(str(csv_file))

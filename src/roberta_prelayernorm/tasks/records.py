@@ -82,20 +82,32 @@ def read_records(path: str) -> list[Record]:
     return records
 
 
+def _lines(path: str):
+    """The lines of a UTF-8 file (without a byte order mark), decoded one at a time, so a line that is not
+    UTF-8 is a DataError naming the file and the line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(Where(path, number), "(record)", f"not UTF-8 text (byte {err.start + 1} of the line "
+                                                                 f"is {raw[err.start]:#04x}); only UTF-8 files are "
+                                                                 "read") from None
+
+
 def _read_jsonl(path: str) -> list[Record]:
     records = []
-    with open(path, encoding="utf-8-sig") as f:  # utf-8-sig: without a byte order mark
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = Where(path, number)
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(where, "(record)", f"not valid JSON: {err.msg} at column {err.colno}") from None
-            if not isinstance(value, dict):
-                raise DataError(where, "(record)", f"expected a JSON object, got {type(value).__name__}")
-            records.append(Record(value, where))
+    for number, line in enumerate(_lines(path), 1):
+        if not line.strip():
+            continue
+        where = Where(path, number)
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(where, "(record)", f"not valid JSON: {err.msg} at column {err.colno}") from None
+        if not isinstance(value, dict):
+            raise DataError(where, "(record)", f"expected a JSON object, got {type(value).__name__}")
+        records.append(Record(value, where))
     return records
 
 
@@ -117,17 +129,37 @@ def _cell(text: str):
     return text
 
 
+# The longest CSV cell read (csv's own limit is 128 KiB; a long document in a cell is data, not an error).
+CSV_CELL_LIMIT = 64 << 20
+
+
 def _read_csv(path: str, delimiter: str) -> list[Record]:
     records = []
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: without a byte order mark
-        reader = csv.DictReader(f, delimiter=delimiter)
-        for row in reader:
+    reader = csv.DictReader(_lines(path), delimiter=delimiter)
+    limit = csv.field_size_limit(CSV_CELL_LIMIT)
+    try:
+        for row in _csv_rows(reader, path):
             where = Where(path, reader.line_num)
             if None in row:
                 raise DataError(where, "(record)", f"has more cells than the header's {len(reader.fieldnames)}")
             records.append(Record({k: _cell(v) if v is not None else None for k, v in row.items()}, where,
                                   texts={k: v for k, v in row.items() if v is not None and v.strip()}))
+    finally:
+        csv.field_size_limit(limit)
     return records
+
+
+def _csv_rows(reader: csv.DictReader, path: str):
+    """The reader's rows; csv's own errors (a cell past CSV_CELL_LIMIT, a stray quote) as DataErrors."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            problem = (f"a cell is longer than {CSV_CELL_LIMIT >> 20} MiB, the longest read" if "field larger" in
+                       str(err) else f"not valid CSV ({err})")
+            raise DataError(Where(path, reader.line_num), "(record)", problem) from None
 
 
 def _read_dataset(path: str) -> list[Record]:
