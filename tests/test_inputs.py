@@ -191,3 +191,20 @@ def test_training_files_that_are_not_utf8_or_have_huge_cells(tmp_path):
     csv_file.write_bytes(b"text,label\nfine,1\n" + "caf\xe9,0\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"big.csv, line 3: field '\(record\)': not UTF-8 text \(byte 4 "):
         read_records(str(csv_file))
+
+
+def test_nan_scores_are_written_as_null(heads, tmp_path, capsys):
+    from roberta_prelayernorm.cli import main
+
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"])
+    with torch.no_grad():
+        model.classifier.out_proj.bias.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "nan")
+    rp.AutoTokenizer.from_pretrained(heads["classify"]).save_pretrained(tmp_path / "nan")
+    assert main(["classify", "--model", str(tmp_path / "nan"), "hello", "--top-k", "all"]) == 0
+
+    def strict(word):
+        raise ValueError(f"{word} is not JSON")
+
+    result = json.loads(capsys.readouterr().out, parse_constant=strict)["result"]
+    assert [entry["score"] for entry in result] == [None, None]

@@ -167,8 +167,12 @@ def test_skipped_steps_are_counted_and_reported_without_progress(tmp_path, tiny,
     assert "at step 3" in warnings[0] and "(1 skipped so far)" in warnings[0]
     assert "at step 4" in warnings[1] and "(2 skipped so far)" in warnings[1]
     assert warnings[2] == "2 of 8 steps were skipped for a non-finite loss (on_nonfinite='skip')"
-    lines = [json.loads(line) for line in open(tmp_path / "out" / "metrics.jsonl")]
+    def strict(word):
+        raise ValueError(f"{word} is not JSON")
+
+    lines = [json.loads(line, parse_constant=strict) for line in open(tmp_path / "out" / "metrics.jsonl")]
     assert [(e["step"], e["skipped_steps"]) for e in lines if e["split"] == "train"] == [(4, 2), (8, 2)]
+    assert lines[0]["loss"] is None  # the mean of steps 1-4, two of them NaN: null in strict JSON
 
 
 def test_a_run_skipping_more_than_its_share_stops(tmp_path, tiny, caplog):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from ..tasks import FORMATS, OPTION_NAMES, TASKS
@@ -96,7 +95,7 @@ def run_train(args) -> int:
         trainer = Trainer(config)
         results = trainer.train(resume=args.resume)
         if trainer.dist.is_main:
-            print(json.dumps(results), flush=True)
+            print(dumps(results), flush=True)
     finally:
         # A process group left to the interpreter's exit can abort it (gloo's threads outlive it) while the
         # other ranks still talk to the rendezvous: every rank leaves the group first, together.
@@ -114,7 +113,7 @@ def run_evaluate(args) -> int:
     results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,
                        precision=args.precision, device=args.device, compile=args.compile,
                        **{option: getattr(args, option) for option in TASKS[args.task].option_names()})
-    text = json.dumps(results, indent=2)
+    text = dumps(results, indent=2)
     print(text)
     if args.output:
         atomic_write_text(args.output, text + "\n")

@@ -16,7 +16,8 @@ def plot_curves(history: list[dict], task_name: str, metric: str, path: str) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    train = [e for e in history if e["split"] == "train" and not math.isnan(e["loss"])]
+    # A step's NaN loss is NaN in memory, null in metrics.jsonl (strict JSON), read back by a resumed run.
+    train = [e for e in history if e["split"] == "train" and e["loss"] is not None and not math.isnan(e["loss"])]
     valid = [e for e in history if e["split"] == "validation"]
     panels = 2 if valid and metric != "loss" else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)

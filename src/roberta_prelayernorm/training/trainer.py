@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from ..files import append_text, atomic_write_text, check_output, exclusive_lock
+from ..jsonout import dumps
 from ..tasks import OPTION_NAMES, TASKS, Task, make_task
 from ..tasks.records import read_records
 from . import corpus
@@ -418,7 +419,7 @@ class Trainer:
         self.history.append(entry)
         if not self.dist.is_main:
             return
-        append_text(self.metrics_path, json.dumps(entry) + "\n")
+        append_text(self.metrics_path, dumps(entry) + "\n")  # strict JSON: a NaN loss is null
         if entry["split"] == "validation":
             shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                               for k, v in entry.items() if k not in ("time", "split", "epoch"))
