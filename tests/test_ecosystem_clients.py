@@ -215,7 +215,7 @@ def test_feature_extraction_pipeline_with_tuple_outputs(tokenizers):
                                   "RobertaPreLayerNormForQuestionAnswering", "RobertaPreLayerNormForMaskedLM"])
 # The legacy APIs this test drives, as users still call them: torch's deprecation notices and the tracer's.
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning",
-                            "ignore:Exporting aten::index operator of advanced indexing")
+                            "ignore:.*operator of advanced indexing in opset:UserWarning")
 def test_torch_jit_trace_and_torchscript_onnx_export(tmp_path, name):
     model, batch = tiny(name), inputs_for(name)
     args = (batch["input_ids"], batch["attention_mask"])
