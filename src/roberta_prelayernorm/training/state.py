@@ -35,7 +35,8 @@ class TrainState:
 def fused_on(params: list) -> bool:
     """Whether the update runs as torch's fused AdamW: on CUDA, one kernel for the whole update, which can also
     skip itself on the device (`found_inf`) without the host looking. Not on CPUs: the fused CPU kernel writes
-    the weights without bumping their version counters, which the CPU Linear's prepacked copies are keyed on."""
+    the weights without bumping their version counters, so the CPU Linear's prepacked copies would see its
+    writes only through their sample of each weight (cpu_linear); the foreach update bumps them."""
     return bool(params) and all(p.is_cuda for p in params)
 
 
