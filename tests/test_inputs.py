@@ -21,11 +21,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def heads(tiny, tmp_path_factory):
-    """Classifier and multiple-choice folders on the tiny model (64 tokens) with its tokenizer."""
+    """Classifier, multiple-choice and question-answering folders on the tiny model (64 tokens) with its tokenizer."""
     folders = {}
     tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
     for task, cls in (("classify", rp.RobertaPreLayerNormForSequenceClassification),
-                      ("choose", rp.RobertaPreLayerNormForMultipleChoice)):
+                      ("choose", rp.RobertaPreLayerNormForMultipleChoice),
+                      ("answer", rp.RobertaPreLayerNormForQuestionAnswering)):
         torch.manual_seed(0)
         folder = str(tmp_path_factory.mktemp(task))
         cls(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).save_pretrained(folder)
@@ -208,3 +209,17 @@ def test_nan_scores_are_written_as_null(heads, tmp_path, capsys):
 
     result = json.loads(capsys.readouterr().out, parse_constant=strict)["result"]
     assert [entry["score"] for entry in result] == [None, None]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--max-seq-len", "1000"], "error: max_seq_len=1000 is longer than the model takes: at most 64"),
+    (["--max-seq-len", "40", "--doc-stride", "36"],
+     "error: max_seq_len=40 leaves no room for a question and a context with doc_stride=36: it must be at least 6 "
+     "+ doc_stride"),
+])
+def test_qa_lengths_no_input_fits_are_refused_at_start(heads, capsys, options, message):
+    from roberta_prelayernorm.cli import main
+
+    assert main(["answer", "--model", heads["answer"], "--question", "Who?", "--context", "Jim", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err

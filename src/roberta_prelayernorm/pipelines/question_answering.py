@@ -40,6 +40,15 @@ class QuestionAnsweringPipeline(Pipeline):
             options["doc_stride"] = min(options["max_seq_len"] // 2, 128)
         if options["doc_stride"] > options["max_seq_len"]:
             raise ValueError(f"doc_stride={options['doc_stride']} is larger than max_seq_len={options['max_seq_len']}")
+        # Lengths no input could fit, refused here rather than on every input.
+        limit = self.tokenizer.model_max_length
+        if options["max_seq_len"] > limit:
+            raise ValueError(f"max_seq_len={options['max_seq_len']} is longer than the model takes: at most {limit}")
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        if options["max_seq_len"] < specials + 2 + options["doc_stride"]:
+            raise ValueError(f"max_seq_len={options['max_seq_len']} leaves no room for a question and a context with "
+                             f"doc_stride={options['doc_stride']}: it must be at least {specials + 2} + doc_stride "
+                             f"({specials} special tokens, one question token and one context token)")
         return options
 
     def split_inputs(self, inputs, kwargs):
