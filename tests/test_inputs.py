@@ -223,3 +223,35 @@ def test_qa_lengths_no_input_fits_are_refused_at_start(heads, capsys, options, m
     assert main(["answer", "--model", heads["answer"], "--question", "Who?", "--context", "Jim", *options]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err
+
+
+def test_weights_of_integer_dtypes_and_pickled_code_are_named(heads, tmp_path):
+    from safetensors.torch import save_file
+
+    from roberta_prelayernorm.checkpoint import CheckpointError
+
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"])
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["classifier.dense.weight"] = state["classifier.dense.weight"].to(torch.int64)
+    state["classifier.out_proj.bias"] = state["classifier.out_proj.bias"] > 0
+    folder = tmp_path / "ints"
+    folder.mkdir()
+    (folder / "config.json").write_text(open(os.path.join(heads["classify"], "config.json")).read())
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"classifier.dense.weight is int64, classifier.out_proj.bias is bool; "
+                                              r"weights must be floating point"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(str(folder))
+
+    class Code:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(open(os.path.join(heads["classify"], "config.json")).read())
+    torch.save({"classifier.dense.weight": Code()}, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError) as caught:
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(str(folder))
+    message = str(caught.value)
+    assert "pytorch_model.bin holds pickled code (print), which is refused" in message
+    assert "weights_only" not in message and "\n" not in message

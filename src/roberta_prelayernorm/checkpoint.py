@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import pickle
 import re
 import zipfile
 from typing import Optional
@@ -40,6 +41,10 @@ def load_weights_file(path: str) -> dict[str, torch.Tensor]:
             return load_file(path)
         # Memory-mapped where the file is torch's zip format; the legacy format (torch < 1.6) cannot be mapped.
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as err:  # torch's message advises weights_only=False: running the code
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
+        raise CheckpointError(f"{path} holds pickled code{f' ({found.group(1)})' if found else ''}, which is refused: "
+                              "only tensors are read from a weights file, and nothing in it was run") from None
     except Exception as err:  # corrupt or truncated: say which file
         raise CheckpointError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -366,6 +371,14 @@ class PreTrainedMixin:
             )
         for key, _, _ in mismatched:
             del state[key]
+        # An integer or bool tensor in place of a weight would be assigned as it is (integer weights break the
+        # first matmul with torch's words, bool ones compute nonsense): name it.
+        wrong = [(k, v.dtype) for k, v in state.items()
+                 if k in expected and expected[k].is_floating_point() and not v.is_floating_point()]
+        if wrong:
+            named = ", ".join(f"{k} is {str(d).replace('torch.', '')}" for k, d in wrong[:5])
+            raise CheckpointError(f"{source}: {named}{' ...' if len(wrong) > 5 else ''}; weights must be floating "
+                                  "point (float32, float16, bfloat16)")
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         result = model.load_state_dict(state, strict=False, assign=True)
         model.tie_weights()  # before materialize: a tied decoder takes the loaded embeddings
