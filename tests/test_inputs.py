@@ -255,3 +255,18 @@ def test_weights_of_integer_dtypes_and_pickled_code_are_named(heads, tmp_path):
     message = str(caught.value)
     assert "pytorch_model.bin holds pickled code (print), which is refused" in message
     assert "weights_only" not in message and "\n" not in message
+
+
+def test_ids_of_other_integer_dtypes_are_named(tiny):
+    from roberta_prelayernorm import InputError
+
+    model = rp.RobertaPreLayerNormModel.from_pretrained(tiny)
+    ids = torch.tensor([[0, 5, 2]])
+    reference = model(input_ids=ids).last_hidden_state
+    torch.testing.assert_close(model(input_ids=ids.int()).last_hidden_state, reference)  # as transformers
+    for dtype in (torch.int16, torch.uint8, torch.int8):
+        with pytest.raises(InputError, match=rf"input_ids must hold torch.long \(int64\) or torch.int32 ids, got "
+                                             rf"dtype {dtype}; convert with input_ids.long\(\)"):
+            model(input_ids=ids.to(dtype))
+    with pytest.raises(InputError, match="token_type_ids must hold torch.long"):
+        model(input_ids=ids, token_type_ids=torch.zeros_like(ids, dtype=torch.uint8))

@@ -33,6 +33,15 @@ def _require_integer(name: str, t: torch.Tensor) -> None:
         raise InputError(f"{name} must hold integers (torch.long), got dtype {t.dtype}")
 
 
+def _require_ids(name: str, t: torch.Tensor) -> None:
+    """Ids index an embedding table, which takes int64 and int32 (as in transformers); other integers are named
+    here rather than in the embedding's words."""
+    _require_integer(name, t)
+    if t.dtype not in (torch.long, torch.int32):
+        raise InputError(f"{name} must hold torch.long (int64) or torch.int32 ids, got dtype {t.dtype}; convert with "
+                         f"{name}.long()")
+
+
 def _check_range(name: str, t: torch.Tensor, low: int, high: int, what: str, allow: Optional[int] = None) -> None:
     """Values of `t` in [low, high) (or equal to `allow`), checked where that costs no synchronisation."""
     allowed = f"in [{low}, {high})" + (f" or {allow}" if allow is not None else "")
@@ -64,7 +73,7 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
         )
     if input_ids is not None:
         _require_tensor("input_ids", input_ids)
-        _require_integer("input_ids", input_ids)
+        _require_ids("input_ids", input_ids)
         if input_ids.dim() != 2:
             raise InputError(f"input_ids must have shape (batch, seq_len), got {_shape(input_ids)}")
         B, T = input_ids.shape
@@ -95,7 +104,7 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
 
     if token_type_ids is not None:
         _require_tensor("token_type_ids", token_type_ids)
-        _require_integer("token_type_ids", token_type_ids)
+        _require_ids("token_type_ids", token_type_ids)
         if _shape(token_type_ids) != (B, T):
             raise InputError(f"token_type_ids must have shape (batch={B}, seq_len={T}), got {_shape(token_type_ids)}")
         _check_range("token_type_ids", token_type_ids, 0, config.type_vocab_size,
@@ -104,7 +113,7 @@ def check_inputs(config, input_ids, attention_mask, token_type_ids, position_ids
     limit = config.max_position_embeddings
     if position_ids is not None:
         _require_tensor("position_ids", position_ids)
-        _require_integer("position_ids", position_ids)
+        _require_ids("position_ids", position_ids)
         if _shape(position_ids) not in ((B, T), (1, T)):
             raise InputError(f"position_ids must have shape (batch={B}, seq_len={T}), got {_shape(position_ids)}")
         _check_range("position_ids", position_ids, 0, limit, f"the position table has {limit} rows")
