@@ -270,3 +270,21 @@ def test_ids_of_other_integer_dtypes_are_named(tiny):
             model(input_ids=ids.to(dtype))
     with pytest.raises(InputError, match="token_type_ids must hold torch.long"):
         model(input_ids=ids, token_type_ids=torch.zeros_like(ids, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("content, message", [
+    ([1, 2], "tokenizer_config.json must hold a JSON object, got list"),
+    ({"model_max_length": "512"}, "tokenizer_config.json: model_max_length must be a positive int, got str '512'"),
+    ({"added_tokens_decoder": [1]}, 'tokenizer_config.json: added_tokens_decoder must be an object of {"id": token}'),
+    ({"tokenizer_class": 5}, "tokenizer_config.json: tokenizer_class must be a class name, got int 5"),
+    ({"bos_token": 5}, "tokenizer_config.json: bos_token must be a token"),
+])
+def test_tokenizer_config_of_the_wrong_shape_is_named(tiny, tmp_path, content, message):
+    import shutil
+
+    folder = tmp_path / "tokenizer"
+    shutil.copytree(tiny, folder)
+    (folder / "tokenizer_config.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError) as caught:
+        rp.AutoTokenizer.from_pretrained(str(folder))
+    assert message in str(caught.value) and str(folder) in str(caught.value)

@@ -76,6 +76,7 @@ def read_pretrained(name_or_path, kwargs: dict, class_name: str) -> dict:
             f"{os.fspath(name_or_path)!r} has no tokenizer: it needs tokenizer.json, or vocab.json and merges.txt"
         )
     config = read_json(paths["config"])
+    check_config(paths["config"], config)
     tokenizer_class = config.get("tokenizer_class")
     if tokenizer_class and "Roberta" not in tokenizer_class and tokenizer_class != class_name:
         logger.warning(
@@ -311,13 +312,51 @@ def token_dict(token: AddedToken) -> dict:
 
 
 def read_json(path: Optional[str]) -> dict:
+    """A JSON object file's content ({} without the file); ValueError naming the file otherwise."""
     if path is None:
         return {}
     with open(path, encoding="utf-8") as handle:
         try:
-            return json.load(handle)
+            value = json.load(handle)
         except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
             raise ValueError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def is_token(value) -> bool:
+    """A special token as tokenizer files write it: its text, or an AddedToken's dict with its "content"."""
+    return isinstance(value, str) or isinstance(value, dict) and isinstance(value.get("content"), str)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# tokenizer_config.json fields: (check, what is allowed); None is allowed for each.
+CONFIG_TYPES = {
+    "model_max_length": (lambda v: is_number(v) and v > 0, "a positive int"),
+    "max_len": (lambda v: is_number(v) and v > 0, "a positive int"),
+    "padding_side": (lambda v: isinstance(v, str), "'right' or 'left'"),
+    "truncation_side": (lambda v: isinstance(v, str), "'right' or 'left'"),
+    "clean_up_tokenization_spaces": (lambda v: isinstance(v, bool), "true or false"),
+    "add_prefix_space": (lambda v: isinstance(v, bool), "true or false"),
+    "trim_offsets": (lambda v: isinstance(v, bool), "true or false"),
+    "tokenizer_class": (lambda v: isinstance(v, str), "a class name"),
+    "additional_special_tokens": (lambda v: isinstance(v, list) and all(map(is_token, v)), "a list of tokens"),
+    "added_tokens_decoder": (lambda v: isinstance(v, dict) and all(k.isdigit() and is_token(t) for k, t in v.items()),
+                             'an object of {"id": token}'),
+    **{name: (is_token, "a token (text, or an object with its \"content\")") for name in SPECIAL_TOKENS_ATTRIBUTES},
+}
+
+
+def check_config(path: str, config: dict) -> None:
+    """tokenizer_config.json's known fields of their types: ValueError naming the file, field and value."""
+    for name, (ok, allowed) in CONFIG_TYPES.items():
+        value = config.get(name)
+        if value is not None and not ok(value):
+            raise ValueError(f"{path}: {name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
 
 
 def added_token(backend: Tokenizer, text: str) -> AddedToken:
