@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..jsonout import dumps
 from ..tasks import FORMATS, OPTION_NAMES, TASKS
 from .config import add_arguments, config_of, flag_order
 from .recipes import RECIPES
