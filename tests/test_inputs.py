@@ -21,12 +21,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def heads(tiny, tmp_path_factory):
-    """Classifier, multiple-choice and question-answering folders on the tiny model (64 tokens) with its tokenizer."""
+    """Classifier, multiple-choice, question-answering and tagger folders on the tiny model (64 tokens) with its tokenizer."""
     folders = {}
     tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
     for task, cls in (("classify", rp.RobertaPreLayerNormForSequenceClassification),
                       ("choose", rp.RobertaPreLayerNormForMultipleChoice),
-                      ("answer", rp.RobertaPreLayerNormForQuestionAnswering)):
+                      ("answer", rp.RobertaPreLayerNormForQuestionAnswering),
+                      ("tag", rp.RobertaPreLayerNormForTokenClassification)):
         torch.manual_seed(0)
         folder = str(tmp_path_factory.mktemp(task))
         cls(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).save_pretrained(folder)
@@ -131,6 +132,20 @@ def test_memory_of_a_long_line_and_a_long_input_is_bounded(heads, tmp_path):
                         "--batch-size", "16"])
     assert peak < baseline + 40, (peak, baseline)
     assert sum(1 for _ in open(output)) == 4000
+
+
+@pytest.mark.slow
+def test_tag_memory_is_bounded_by_tokens_not_lines(heads, tmp_path):
+    # 3 MB of 1 KB lines, each about 600 tokens: a result (a dict per entity) is 30 times its line, so a window of
+    # 2,048 lines held baseline + 330 MB of results (and all 3,000 lines at once before windows).
+    baseline = peak_rss_mb(["tag", "--model", heads["tag"], "hello"])
+    lines = tmp_path / "lines.jsonl"
+    text = " ".join(f"word{i % 997} and" for i in range(200))[:1000]
+    lines.write_text("".join(json.dumps({"text": f"{i} {text}"}) + "\n" for i in range(3000)))
+    output = tmp_path / "out.jsonl"
+    peak = peak_rss_mb(["tag", "--model", heads["tag"], "--input", lines, "--output", output, "--batch-size", "64"])
+    assert peak < baseline + 150, (peak, baseline)
+    assert sum(1 for _ in open(output)) == 3000
 
 
 # -- inputs that lie -------------------------------------------------------------------------------------------

@@ -237,10 +237,12 @@ def parse_line(command: Command, where: str, line) -> dict:
     return {name: item[name] for name in allowed if name in item}
 
 
-# Inputs read ahead of the model, for length-sorted batches: at most this many batches' worth, and at most this
-# many bytes of input lines (each window's results are written before the next is read).
+# Inputs read ahead of the model, for length-sorted batches: at most this many batches' worth, this many bytes of
+# input lines and this many tokens (a result can be larger than its line: `tag` gives a dict per entity), each
+# window's results written before the next is read.
 WINDOW_BATCHES = 32
 WINDOW_BYTES = 4 << 20
+WINDOW_TOKENS = 1 << 16
 
 
 class Stopped(Exception):
@@ -283,7 +285,7 @@ def run(command: Command, args) -> int:
 
     def write(out) -> None:
         """Each window's results into `out` as soon as they are ready, in input order."""
-        for window in windows(checked(), WINDOW_BATCHES * args.batch_size, WINDOW_BYTES):
+        for window in windows(checked(), WINDOW_BATCHES * args.batch_size):
             items = [item for item, _ in window]
             results = pipe.results([pipe_input(command, item) for item in items], [f for _, f in window],
                                    pipe.options)
@@ -309,16 +311,17 @@ def run(command: Command, args) -> int:
     return 0
 
 
-def windows(items: Iterator[tuple], count: int, size: int) -> Iterator[list[tuple[object, object]]]:
-    """Consecutive runs of (item, features) from (item, features, size) triples: a run ends at `count` items or
-    once its sizes reach `size`."""
-    window, total = [], 0
-    for item, features, item_size in items:
+def windows(items: Iterator[tuple], count: int) -> Iterator[list[tuple[object, object]]]:
+    """Consecutive runs of (item, features) from (item, features, line size) triples: a run ends at `count` items,
+    WINDOW_BYTES of lines or WINDOW_TOKENS of features."""
+    window, size, tokens = [], 0, 0
+    for item, features, line_size in items:
         window.append((item, features))
-        total += item_size
-        if len(window) >= count or total >= size:
+        size += line_size
+        tokens += sum(len(feature["input_ids"]) for feature in features)
+        if len(window) >= count or size >= WINDOW_BYTES or tokens >= WINDOW_TOKENS:
             yield window
-            window, total = [], 0
+            window, size, tokens = [], 0, 0
     if window:
         yield window
 
