@@ -37,8 +37,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id")
     parser.add_argument("--output", required=True, help="the corpus folder to write")
     parser.add_argument("--chunk-bytes", type=int, default=CHUNK_BYTES,
-                        help="bytes of text per chunk, the unit of resumption; memory grows with it (about 30 "
-                             f"times it while a chunk is tokenized; default {CHUNK_BYTES})")
+                        help="bytes of text per chunk, the unit of resumption; memory holds one chunk's text and "
+                             f"its tokens (default {CHUNK_BYTES})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_tokenize_corpus)
 
