@@ -4,6 +4,7 @@ setting. No torch here, so the command line's help stays fast."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from typing import Optional
 
@@ -20,3 +21,11 @@ def need(ok: bool, settings, name: str, allowed: str) -> None:
     """Refuse `settings.name` unless `ok`: a ValueError naming the setting, its value and what is allowed."""
     if not ok:
         raise ValueError(f"{name}={getattr(settings, name)!r} is not allowed: {allowed}")
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an int >= 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return number

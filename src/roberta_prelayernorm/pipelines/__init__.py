@@ -7,6 +7,10 @@ head class); this one builds them and loads model and tokenizer. Modules
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
+
 from ..tasks import PIPELINE_TASKS as TASKS
 from .base import DEFAULT_BATCH_SIZE
 
@@ -14,19 +18,30 @@ from .base import DEFAULT_BATCH_SIZE
 DEFAULT_MODELS = {"fill-mask": "andreasmadsen/efficient_mlm_m0.40"}
 
 
+@functools.cache
+def pipeline_classes() -> tuple[type, ...]:
+    """Every task's pipeline class, in the order of the tasks: found in this package's modules (one per task,
+    each naming its task; importing them does not import torch), so adding a pipeline is adding its module."""
+    from .base import Pipeline
+
+    found = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in NOT_PIPELINES:
+            members = vars(importlib.import_module(f"{__name__}.{module.name}")).values()
+            found += [cls for cls in members if isinstance(cls, type) and issubclass(cls, Pipeline)
+                      and cls.__module__ == f"{__name__}.{module.name}"]
+    order = list(dict.fromkeys(TASKS.values()))
+    return tuple(sorted(found, key=lambda cls: order.index(TASKS[cls.task])))
+
+
+NOT_PIPELINES = ("base", "cli", "command")  # this package's modules that hold no task's pipeline
+
+
 def pipeline_class(task: str) -> type:
-    """The pipeline class of a task name (any of the task's pipeline names); imported, with torch, when asked."""
+    """The pipeline class of a task name (any of the task's pipeline names)."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {sorted(TASKS)}")
-    from .fill_mask import FillMaskPipeline
-    from .multiple_choice import MultipleChoicePipeline
-    from .question_answering import QuestionAnsweringPipeline
-    from .text_classification import TextClassificationPipeline
-    from .token_classification import TokenClassificationPipeline
-
-    pipelines = (FillMaskPipeline, MultipleChoicePipeline, QuestionAnsweringPipeline, TextClassificationPipeline,
-                 TokenClassificationPipeline)
-    return next(cls for cls in pipelines if TASKS[cls.task] is TASKS[task])
+    return next(cls for cls in pipeline_classes() if TASKS[cls.task] is TASKS[task])
 
 
 def pipeline(task: str, model=None, tokenizer=None, device=None, batch_size: int = DEFAULT_BATCH_SIZE, **kwargs):
@@ -50,4 +65,4 @@ def pipeline(task: str, model=None, tokenizer=None, device=None, batch_size: int
     return cls(model, tokenizer, device=device, batch_size=batch_size, **kwargs)
 
 
-__all__ = ["TASKS", "pipeline", "pipeline_class"]
+__all__ = ["TASKS", "pipeline", "pipeline_class", "pipeline_classes"]

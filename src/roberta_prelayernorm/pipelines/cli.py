@@ -11,141 +11,21 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
+from ..flags import positive_int
 from ..jsonout import dumps
-
-# JSON Lines fields of each task: (required, optional), with the type each must have.
-TEXT = {"text": str}
-
-
-@dataclass
-class Command:
-    name: str
-    task: str
-    help: str
-    fields: dict  # field -> type, required
-    optional: dict  # field -> type
-    example: str
-    add_options: Callable  # adds the task's options to a parser
-    options: Callable  # parsed args -> pipeline options
-    from_args: Callable  # parsed args -> list of input objects given as arguments
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
-
-
-def top_k_or_all(value: str):
-    return value if value == "all" else positive_int(value)
-
-
-# -- the tasks' options ---------------------------------------------------------------------------------
-def classify_options(parser):
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (else --input or stdin)")
-    parser.add_argument("--text-pair", help="second text of a pair, for a single TEXT argument")
-    parser.add_argument("--top-k", type=top_k_or_all,
-                        help="give the N best labels of each input as a list ('all': every label); "
-                             "default: the best label as one object")
-    parser.add_argument("--function-to-apply", choices=("softmax", "sigmoid", "none"),
-                        help="score function (default: from the config: softmax for single-label, sigmoid for "
-                             "multi-label or one label, none for regression)")
-    parser.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
-                        help="cut texts longer than the model's length (default); --no-truncation reports them "
-                             "as errors instead")
-
-
-def tag_options(parser):
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag (else --input or stdin)")
-    parser.add_argument("--aggregation-strategy", default="simple",
-                        choices=("none", "simple", "first", "average", "max"),
-                        help="none: one entry per token; simple: runs of one entity type grouped; first/average/"
-                             "max: each word's tokens agree on one label first (default: simple)")
-    parser.add_argument("--ignore-labels", default="O",
-                        help="comma-separated labels to leave out (default: O; '' keeps all)")
-    parser.add_argument("--stride", type=int,
-                        help="split texts longer than the model into chunks overlapping by this many tokens "
-                             "(default 0: consecutive chunks; with --aggregation-strategy none long texts are cut)")
-
-
-def answer_options(parser):
-    parser.add_argument("--question", help="the question (with --context; else --input or stdin)")
-    parser.add_argument("--context", help="the text to find the answer in")
-    parser.add_argument("--top-k", type=positive_int, default=1, help="number of answers (default 1: an object)")
-    parser.add_argument("--doc-stride", type=int, help="overlap of the chunks of a long context, in tokens")
-    parser.add_argument("--max-seq-len", type=positive_int, help="tokens per chunk (default min(384, model's))")
-    parser.add_argument("--max-question-len", type=positive_int, default=64, help="question tokens kept (64)")
-    parser.add_argument("--max-answer-len", type=positive_int, default=15, help="longest answer in tokens (15)")
-    parser.add_argument("--handle-impossible-answer", action="store_true", help="allow the empty answer")
-    parser.add_argument("--no-align-to-words", action="store_true", help="do not widen answers to whole words")
-
-
-def choose_options(parser):
-    parser.add_argument("--prompt", help="the prompt (with --choice; else --input or stdin)")
-    parser.add_argument("--choice", action="append", default=[], help="a candidate answer (repeat for each)")
-    parser.add_argument("--top-k", type=positive_int, help="keep the N best choices (default: all)")
-
-
-def fill_mask_options(parser):
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts with <mask> (else --input or stdin)")
-    parser.add_argument("--top-k", type=positive_int, default=5, help="candidates per mask (default 5)")
-    parser.add_argument("--targets", action="append",
-                        help="limit the candidates to this token (repeat for each)")
-
-
-COMMANDS = [
-    Command("classify", "text-classification", "label texts or text pairs with a sequence classifier",
-            TEXT, {"text_pair": str}, 'roberta-prelayernorm classify --model ./my-classifier "What a great day" '
-            "--top-k all\n  echo '{\"text\": \"A\", \"text_pair\": \"B\"}' | roberta-prelayernorm classify --model "
-            "./my-classifier", classify_options,
-            # No --top-k: the best label as an object (the pipeline's top_k ""), "all": every label (None).
-            lambda a: {"top_k": {None: "", "all": None}.get(a.top_k, a.top_k),
-                       "function_to_apply": a.function_to_apply,
-                       "truncation": a.truncation or None},
-            lambda a: [{"text": t, **({"text_pair": a.text_pair} if a.text_pair is not None else {})}
-                       for t in a.texts]),
-    Command("tag", "token-classification", "find entities (or a label per token) in texts",
-            TEXT, {}, 'roberta-prelayernorm tag --model ./my-ner "Guido van Rossum lives in Amsterdam"\n'
-            "  roberta-prelayernorm tag --model ./my-ner --input texts.jsonl --stride 64 --output entities.jsonl",
-            tag_options,
-            lambda a: {"aggregation_strategy": a.aggregation_strategy,
-                       "stride": a.stride if a.stride is not None or a.aggregation_strategy == "none" else 0,
-                       "ignore_labels": [label for label in a.ignore_labels.split(",") if label]},
-            lambda a: [{"text": t} for t in a.texts]),
-    Command("answer", "question-answering", "find the answer to a question in a context",
-            {"question": str, "context": str}, {},
-            'roberta-prelayernorm answer --model ./my-qa --question "Who was Jim Henson?" '
-            '--context "Jim Henson was a puppeteer"', answer_options,
-            lambda a: {"top_k": a.top_k, "doc_stride": a.doc_stride, "max_seq_len": a.max_seq_len,
-                       "max_question_len": a.max_question_len, "max_answer_len": a.max_answer_len,
-                       "handle_impossible_answer": a.handle_impossible_answer,
-                       "align_to_words": not a.no_align_to_words},
-            lambda a: [{"question": a.question, "context": a.context}] if a.question is not None
-            or a.context is not None else []),
-    Command("choose", "multiple-choice", "rank the candidate answers to a prompt",
-            {"prompt": str, "choices": list}, {},
-            'roberta-prelayernorm choose --model ./my-swag --prompt "She opened the umbrella" '
-            '--choice "because it rained." --choice "because it was dry."', choose_options,
-            lambda a: {"top_k": a.top_k, "truncation": True},
-            lambda a: [{"prompt": a.prompt, "choices": a.choice}] if a.prompt is not None or a.choice else []),
-    Command("fill-mask", "fill-mask", "predict the tokens hidden by <mask>",
-            TEXT, {}, 'roberta-prelayernorm fill-mask --model andreasmadsen/efficient_mlm_m0.40 '
-            '"The capital of France is <mask>." --top-k 3', fill_mask_options,
-            lambda a: {"top_k": a.top_k, "targets": a.targets},
-            lambda a: [{"text": t} for t in a.texts]),
-]
+from . import pipeline_classes
+from .command import TEXT, Command
 
 
 def add_commands(subparsers) -> None:
-    for command in COMMANDS:
+    for cls in pipeline_classes():  # each pipeline's module declares its command
+        command = cls.command
         fields = ", ".join(f'"{name}": ...' for name in {**command.fields, **command.optional})
         parser = subparsers.add_parser(
             command.name, help=command.help, formatter_class=argparse.RawDescriptionHelpFormatter,
-            description=f"{command.help[0].upper()}{command.help[1:]} (the {command.task} pipeline).\n\n"
+            description=f"{command.help[0].upper()}{command.help[1:]} (the {cls.task} pipeline).\n\n"
                         "Inputs: the arguments, else --input FILE, else stdin, as JSON Lines: one object per line "
                         f"with {fields}" + (f' ("{next(iter(command.optional))}" optional)' if command.optional
                                             else "") + ".\nOutput: one JSON line per input: the input object "
@@ -161,7 +41,7 @@ def add_commands(subparsers) -> None:
         parser.add_argument("--on-error", choices=("stop", "skip"), default="stop",
                             help="on a malformed input line: stop (default, exit 1) or report it on stderr "
                                  "and go on with the other lines")
-        parser.set_defaults(func=lambda args, command=command: run(command, args))
+        parser.set_defaults(func=lambda args, cls=cls: run(cls, args))
 
 
 # -- running --------------------------------------------------------------------------------------------
@@ -249,17 +129,19 @@ class Stopped(Exception):
     """A malformed line under --on-error stop: the message to print before exiting with code 1."""
 
 
-def run(command: Command, args) -> int:
+def run(cls: type, args) -> int:
+    """One subcommand: the pipeline of class `cls` (its `command`) over the inputs, results as JSON Lines."""
     from . import pipeline
     from ..checkpoint import CheckpointError
     from ..files import atomic_write, check_output
     from ..hub import CheckpointNotFoundError
 
+    command = cls.command
     if args.output is not None:
         check_output(args.output, "--output")
     device = int(args.device) if args.device is not None and args.device.lstrip("-").isdigit() else args.device
     try:
-        pipe = pipeline(command.task, model=args.model, device=device, batch_size=args.batch_size,
+        pipe = pipeline(cls.task, model=args.model, device=device, batch_size=args.batch_size,
                         **command.options(args))
     except (CheckpointNotFoundError, CheckpointError) as err:
         print(f"error: --model {args.model}: {err}", file=sys.stderr)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import logging
 
 from .base import Pipeline, check_int
+from .command import TEXT, Command, positive_int
 
 logger = logging.getLogger("roberta_prelayernorm")
+
+
+def fill_mask_options(parser):
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts with <mask> (else --input or stdin)")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="candidates per mask (default 5)")
+    parser.add_argument("--targets", action="append",
+                        help="limit the candidates to this token (repeat for each)")
 
 
 class FillMaskPipeline(Pipeline):
@@ -19,6 +27,12 @@ class FillMaskPipeline(Pipeline):
     """
 
     task = "fill-mask"
+    command = Command(
+        "fill-mask", "predict the tokens hidden by <mask>", fields=TEXT, optional={},
+        example='roberta-prelayernorm fill-mask --model andreasmadsen/efficient_mlm_m0.40 '
+                '"The capital of France is <mask>." --top-k 3',
+        add_options=fill_mask_options, options=lambda a: {"top_k": a.top_k, "targets": a.targets},
+        from_args=lambda a: [{"text": t} for t in a.texts])
     output_keys = ("probs",)
     defaults = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
 

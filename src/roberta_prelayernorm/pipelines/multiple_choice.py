@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from .base import Pipeline, check_int
+from .command import Command, positive_int
 
 TOKENIZER_OPTIONS = ("truncation", "max_length")
+
+
+def choose_options(parser):
+    parser.add_argument("--prompt", help="the prompt (with --choice; else --input or stdin)")
+    parser.add_argument("--choice", action="append", default=[], help="a candidate answer (repeat for each)")
+    parser.add_argument("--top-k", type=positive_int, help="keep the N best choices (default: all)")
 
 
 class MultipleChoicePipeline(Pipeline):
@@ -17,6 +24,12 @@ class MultipleChoicePipeline(Pipeline):
     """
 
     task = "multiple-choice"
+    command = Command(
+        "choose", "rank the candidate answers to a prompt", fields={"prompt": str, "choices": list}, optional={},
+        example='roberta-prelayernorm choose --model ./my-swag --prompt "She opened the umbrella" '
+                '--choice "because it rained." --choice "because it was dry."',
+        add_options=choose_options, options=lambda a: {"top_k": a.top_k, "truncation": True},
+        from_args=lambda a: [{"prompt": a.prompt, "choices": a.choice}] if a.prompt is not None or a.choice else [])
 
     defaults = {"top_k": None, "truncation": None, "max_length": None}
 

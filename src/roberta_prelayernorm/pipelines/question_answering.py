@@ -6,6 +6,19 @@ import numpy as np
 
 from ..tasks.question_answering import question_windows
 from .base import Pipeline, check_int
+from .command import Command, positive_int
+
+
+def answer_options(parser):
+    parser.add_argument("--question", help="the question (with --context; else --input or stdin)")
+    parser.add_argument("--context", help="the text to find the answer in")
+    parser.add_argument("--top-k", type=positive_int, default=1, help="number of answers (default 1: an object)")
+    parser.add_argument("--doc-stride", type=int, help="overlap of the chunks of a long context, in tokens")
+    parser.add_argument("--max-seq-len", type=positive_int, help="tokens per chunk (default min(384, model's))")
+    parser.add_argument("--max-question-len", type=positive_int, default=64, help="question tokens kept (64)")
+    parser.add_argument("--max-answer-len", type=positive_int, default=15, help="longest answer in tokens (15)")
+    parser.add_argument("--handle-impossible-answer", action="store_true", help="allow the empty answer")
+    parser.add_argument("--no-align-to-words", action="store_true", help="do not widen answers to whole words")
 
 
 class QuestionAnsweringPipeline(Pipeline):
@@ -21,6 +34,17 @@ class QuestionAnsweringPipeline(Pipeline):
     """
 
     task = "question-answering"
+    command = Command(
+        "answer", "find the answer to a question in a context", fields={"question": str, "context": str},
+        optional={}, example='roberta-prelayernorm answer --model ./my-qa --question "Who was Jim Henson?" '
+                             '--context "Jim Henson was a puppeteer"',
+        add_options=answer_options,
+        options=lambda a: {"top_k": a.top_k, "doc_stride": a.doc_stride, "max_seq_len": a.max_seq_len,
+                           "max_question_len": a.max_question_len, "max_answer_len": a.max_answer_len,
+                           "handle_impossible_answer": a.handle_impossible_answer,
+                           "align_to_words": not a.no_align_to_words},
+        from_args=lambda a: [{"question": a.question, "context": a.context}]
+        if a.question is not None or a.context is not None else [])
     output_keys = ("start_logits", "end_logits")
     token_outputs = output_keys
     defaults = {"top_k": 1, "doc_stride": None, "max_seq_len": None, "max_question_len": 64, "max_answer_len": 15,

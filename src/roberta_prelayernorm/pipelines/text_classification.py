@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .base import Pipeline, check_int
+from .command import TEXT, Command, top_k_or_all
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
 TOKENIZER_OPTIONS = ("truncation", "max_length")
+
+
+def classify_options(parser):
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (else --input or stdin)")
+    parser.add_argument("--text-pair", help="second text of a pair, for a single TEXT argument")
+    parser.add_argument("--top-k", type=top_k_or_all,
+                        help="give the N best labels of each input as a list ('all': every label); "
+                             "default: the best label as one object")
+    parser.add_argument("--function-to-apply", choices=("softmax", "sigmoid", "none"),
+                        help="score function (default: from the config: softmax for single-label, sigmoid for "
+                             "multi-label or one label, none for regression)")
+    parser.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
+                        help="cut texts longer than the model's length (default); --no-truncation reports them "
+                             "as errors instead")
 
 
 class TextClassificationPipeline(Pipeline):
@@ -18,6 +35,17 @@ class TextClassificationPipeline(Pipeline):
     """
 
     task = "text-classification"
+    command = Command(
+        "classify", "label texts or text pairs with a sequence classifier", fields=TEXT, optional={"text_pair": str},
+        example='roberta-prelayernorm classify --model ./my-classifier "What a great day" --top-k all\n'
+                "  echo '{\"text\": \"A\", \"text_pair\": \"B\"}' | "
+                "roberta-prelayernorm classify --model ./my-classifier",
+        add_options=classify_options,
+        # No --top-k: the best label as an object (the pipeline's top_k ""), "all": every label (None).
+        options=lambda a: {"top_k": {None: "", "all": None}.get(a.top_k, a.top_k),
+                           "function_to_apply": a.function_to_apply, "truncation": a.truncation or None},
+        from_args=lambda a: [{"text": t, **({"text_pair": a.text_pair} if a.text_pair is not None else {})}
+                             for t in a.texts])
     # top_k "" means "not given": transformers' legacy output (one dict per input) rather than a list.
     defaults = {"top_k": "", "function_to_apply": None, "truncation": None, "max_length": None}
 

@@ -7,8 +7,22 @@ import warnings
 import numpy as np
 
 from .base import Pipeline, check_int
+from .command import TEXT, Command
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
+
+
+def tag_options(parser):
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to tag (else --input or stdin)")
+    parser.add_argument("--aggregation-strategy", default="simple",
+                        choices=("none", "simple", "first", "average", "max"),
+                        help="none: one entry per token; simple: runs of one entity type grouped; first/average/"
+                             "max: each word's tokens agree on one label first (default: simple)")
+    parser.add_argument("--ignore-labels", default="O",
+                        help="comma-separated labels to leave out (default: O; '' keeps all)")
+    parser.add_argument("--stride", type=int,
+                        help="split texts longer than the model into chunks overlapping by this many tokens "
+                             "(default 0: consecutive chunks; with --aggregation-strategy none long texts are cut)")
 
 
 class TokenClassificationPipeline(Pipeline):
@@ -23,6 +37,15 @@ class TokenClassificationPipeline(Pipeline):
     """
 
     task = "token-classification"
+    command = Command(
+        "tag", "find entities (or a label per token) in texts", fields=TEXT, optional={},
+        example='roberta-prelayernorm tag --model ./my-ner "Guido van Rossum lives in Amsterdam"\n'
+                "  roberta-prelayernorm tag --model ./my-ner --input texts.jsonl --stride 64 --output entities.jsonl",
+        add_options=tag_options,
+        options=lambda a: {"aggregation_strategy": a.aggregation_strategy,
+                           "stride": a.stride if a.stride is not None or a.aggregation_strategy == "none" else 0,
+                           "ignore_labels": [label for label in a.ignore_labels.split(",") if label]},
+        from_args=lambda a: [{"text": t} for t in a.texts])
     token_outputs = ("logits",)
     defaults = {"aggregation_strategy": "none", "ignore_labels": None, "stride": None}
 

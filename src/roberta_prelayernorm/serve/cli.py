@@ -10,18 +10,13 @@ import signal
 import socket
 import sys
 
+from ..flags import positive_int
+
 API_KEY_VARIABLE = "ROBERTA_PRELAYERNORM_API_KEY"
 EXAMPLE = """examples:
   roberta-prelayernorm serve --model out/sst2/best
   curl -s localhost:8080/predict -H 'Content-Type: application/json' -d '{"inputs": "What a great day"}'
   ROBERTA_PRELAYERNORM_API_KEY=secret roberta-prelayernorm serve --model my-ner --host 0.0.0.0 --precision int8"""
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return number
 
 
 def positive_float(value: str) -> float:
