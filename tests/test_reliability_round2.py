@@ -1,6 +1,7 @@
 """Reliability, round two: long inputs fit the model, folders are written whole, one run per output folder,
 the output folder loads, and every CLI error is one line with exit code 2."""
 
+import contextlib
 import io
 import json
 import os
@@ -113,20 +114,19 @@ def test_a_max_length_longer_than_the_model_is_refused(tmp_path, tiny):
 
 # -- 2. whole-folder atomic writes ------------------------------------------------------------------------
 def writes_fail_after(monkeypatch, k):
-    """Make every atomic file write after the first k raise (as a kill at that write boundary would stop it)."""
-    real, count = files.atomic_write, [0]
+    """Make every file write after the first k raise (as a kill at that write boundary would stop it): every
+    write goes through files.writing (atomic_write, atomic_write_text, open_output call it)."""
+    real, count = files.writing, [0]
 
-    def write(path, writer):
+    @contextlib.contextmanager
+    def write(path):
         count[0] += 1
         if count[0] > k:
             raise KeyboardInterrupt(f"killed before write {count[0]}")
-        real(path, writer)
+        with real(path) as name:
+            yield name
 
-    from roberta_prelayernorm import checkpoint
-    from roberta_prelayernorm.training import checkpoints, curves
-
-    for module in (files, checkpoint, checkpoints, curves):  # every module that calls it
-        monkeypatch.setattr(module, "atomic_write", write)
+    monkeypatch.setattr(files, "writing", write)
     return count
 
 

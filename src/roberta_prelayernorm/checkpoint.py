@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .config import RobertaPreLayerNormConfig
+from .errors import SettingError
 from .files import atomic_folder, atomic_write, atomic_write_text
 from .hub import (WEIGHT_FILES, CheckpointError, CheckpointNotFoundError, pop_hub_kwargs, read_one_save, resolve_file,
                   resolve_first)
@@ -217,7 +218,7 @@ class PreTrainedMixin:
         if pad_to_multiple_of is not None:
             new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
         if new_num_tokens < 1:
-            raise ValueError(f"new_num_tokens must be >= 1, got {new_num_tokens}")
+            raise SettingError(f"new_num_tokens must be >= 1, got {new_num_tokens}")
         keep = min(old.num_embeddings, new_num_tokens)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
                            device=old.weight.device, dtype=old.weight.dtype)
@@ -252,7 +253,7 @@ class PreTrainedMixin:
             return
         state = nn.Module.state_dict(self) if state_dict is None else state_dict  # tied tensors aliased, not copied
         if any(key.endswith("_packed_params") for key in state):
-            raise ValueError(
+            raise SettingError(
                 "save_pretrained cannot save an int8-quantized model: its Linear layers hold packed int8 weights "
                 "that no loader reads back. Save the float model and load it with quantize='int8' instead."
             )
@@ -305,7 +306,7 @@ class PreTrainedMixin:
         `quantize="int8"` returns the model with int8 dynamic-quantized Linear layers (CPU inference).
         """
         if quantize not in (None, "int8"):
-            raise ValueError(f"quantize={quantize!r} is not supported; use None or 'int8'")
+            raise SettingError(f"quantize={quantize!r} is not supported; use None or 'int8'")
         hub_kwargs = pop_hub_kwargs(kwargs)
         init_params = inspect.signature(cls.__init__).parameters
         init_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in init_params and k != "config"}
@@ -422,7 +423,7 @@ def parse_size(size) -> int:
         return size
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B)\s*", str(size).upper())
     if not match:
-        raise ValueError(f"max_shard_size={size!r} is not a positive size: pass bytes (int) or e.g. '500MB', '5GB'")
+        raise SettingError(f"max_shard_size={size!r} is not a positive size: pass bytes (int) or e.g. '500MB', '5GB'")
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2)])
 
 
@@ -474,6 +475,6 @@ def resolve_dtype(requested, config: RobertaPreLayerNormConfig, state: dict) -> 
         return requested
     name = str(requested).replace("torch.", "")
     if name not in ("float32", "float16", "bfloat16", "float64"):
-        raise ValueError(f"torch_dtype={requested!r} is not one of 'auto', 'float32', 'float16', 'bfloat16', 'float64'")
+        raise SettingError(f"torch_dtype={requested!r} is not one of 'auto', 'float32', 'float16', 'bfloat16', 'float64'")
     return getattr(torch, name)
 

@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run a subcommand. An error is one line on stderr: exit code 2 for a user's mistake (a bad file, option
-    or setting: ValueError, OSError, a non-finite loss), 1 for anything else; --debug shows the traceback."""
+    """Run a subcommand. An error is one line on stderr: exit code 2 for a user's mistake (errors.UserError, or
+    the system's error about a file: an OSError naming it), 1 for anything else, said to be internal; --debug
+    shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -65,9 +66,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as err:  # noqa: BLE001 - the one place errors become messages
         if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
-        from .training.trainer import NonFiniteLossError
+        from .errors import UserError
 
-        user_error = isinstance(err, (ValueError, OSError, NonFiniteLossError))
+        user_error = isinstance(err, UserError) or (isinstance(err, OSError) and err.filename is not None)
         message = " ".join(str(err).split()) or type(err).__name__
         if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in message:
             message = f"{err.filename}: {message}"

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from .errors import SettingError
 from .hub import WEIGHT_FILES, CheckpointNotFoundError, pop_hub_kwargs, resolve_file, resolve_first
 
 CONFIG_NAME = "config.json"
@@ -114,7 +115,7 @@ class RobertaPreLayerNormConfig:
         if id2label is not None:
             self.id2label = {int(k): v for k, v in dict(id2label).items()}
             if num_labels is not None and num_labels != len(self.id2label):
-                raise ValueError(
+                raise SettingError(
                     f"num_labels={num_labels} disagrees with id2label, which has {len(self.id2label)} labels"
                 )
         else:
@@ -136,7 +137,7 @@ class RobertaPreLayerNormConfig:
     @num_labels.setter
     def num_labels(self, value: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"num_labels must be a positive int, got {value!r}")
+            raise SettingError(f"num_labels must be a positive int, got {value!r}")
         if getattr(self, "id2label", None) is None or len(self.id2label) != value:
             self.id2label = {i: f"LABEL_{i}" for i in range(value)}
             self.label2id = {v: k for k, v in self.id2label.items()}
@@ -156,13 +157,13 @@ class RobertaPreLayerNormConfig:
         def positive_int(name):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"config.{name} must be a positive int, got {value!r}")
+                raise SettingError(f"config.{name} must be a positive int, got {value!r}")
 
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             positive_int(name)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise SettingError(
                 f"config.hidden_size ({self.hidden_size}) must be a multiple of config.num_attention_heads "
                 f"({self.num_attention_heads})"
             )
@@ -171,38 +172,38 @@ class RobertaPreLayerNormConfig:
             if value is None and name == "classifier_dropout":
                 continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"config.{name} must be a number in [0, 1], got {value!r}")
+                raise SettingError(f"config.{name} must be a number in [0, 1], got {value!r}")
         for name in ("layer_norm_eps", "initializer_range"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"config.{name} must be a positive number, got {value!r}")
+                raise SettingError(f"config.{name} must be a positive number, got {value!r}")
         if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"config.hidden_act={self.hidden_act!r} is not supported; use one of {ACTIVATIONS}")
+            raise SettingError(f"config.hidden_act={self.hidden_act!r} is not supported; use one of {ACTIVATIONS}")
         if self.position_embedding_type != "absolute":
-            raise ValueError(
+            raise SettingError(
                 f"config.position_embedding_type={self.position_embedding_type!r} is not supported; this package "
                 "implements 'absolute' (the type of every published RoBERTa-PreLayerNorm checkpoint)"
             )
         if sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"config.id2label must have the keys 0..{len(self.id2label) - 1} (one per class, in "
+            raise SettingError(f"config.id2label must have the keys 0..{len(self.id2label) - 1} (one per class, in "
                              f"order), got {sorted(self.id2label)}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
+            raise SettingError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
         if self.add_cross_attention and not self.is_decoder:
-            raise ValueError("config.add_cross_attention=True needs config.is_decoder=True")
+            raise SettingError("config.add_cross_attention=True needs config.is_decoder=True")
         if self.pruned_heads:
-            raise ValueError(f"config.pruned_heads={self.pruned_heads!r}: pruned checkpoints are not supported")
+            raise SettingError(f"config.pruned_heads={self.pruned_heads!r}: pruned checkpoints are not supported")
         if self.torch_dtype is not None and str(self.torch_dtype).replace("torch.", "") not in DTYPES:
-            raise ValueError(f"config.torch_dtype={self.torch_dtype!r} is not one of {DTYPES} or None")
+            raise SettingError(f"config.torch_dtype={self.torch_dtype!r} is not one of {DTYPES} or None")
         if not isinstance(self.sparse_prediction, bool):
-            raise ValueError(f"config.sparse_prediction must be true or false, got {self.sparse_prediction!r}")
+            raise SettingError(f"config.sparse_prediction must be true or false, got {self.sparse_prediction!r}")
         if not isinstance(self.sparse_pred_ignore_index, int) or isinstance(self.sparse_pred_ignore_index, bool):
-            raise ValueError(f"config.sparse_pred_ignore_index must be an int, got {self.sparse_pred_ignore_index!r}")
+            raise SettingError(f"config.sparse_pred_ignore_index must be an int, got {self.sparse_pred_ignore_index!r}")
         pad = self.pad_token_id
         if pad is not None and (not isinstance(pad, int) or not 0 <= pad < self.vocab_size):
-            raise ValueError(f"config.pad_token_id must be an int in [0, vocab_size={self.vocab_size}), got {pad!r}")
+            raise SettingError(f"config.pad_token_id must be an int in [0, vocab_size={self.vocab_size}), got {pad!r}")
         if pad is not None and pad + 1 >= self.max_position_embeddings:
-            raise ValueError(
+            raise SettingError(
                 f"config.max_position_embeddings ({self.max_position_embeddings}) leaves no room for positions: "
                 f"RoBERTa positions start at pad_token_id + 1 = {pad + 1}"
             )
@@ -220,20 +221,20 @@ class RobertaPreLayerNormConfig:
             if isinstance(value, bool) != (type(default) is bool) or not isinstance(value, kinds):
                 allowed = {bool: "true or false", int: "an int", float: "a number", str: "a string",
                            dict: "an object"}[type(default)]
-                raise ValueError(f"config.{name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
+                raise SettingError(f"config.{name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
 
     def check_sizes(self) -> None:
         """Sizes within bounds before anything is allocated: a config's typo (a vocabulary of 10^12, 10^9
         layers) would otherwise try to allocate terabytes, or build layers for hours, before a weight is read."""
         for name, bound in SIZE_BOUNDS.items():
             if getattr(self, name) > bound:
-                raise ValueError(f"config.{name}={getattr(self, name)} is larger than this package builds (at most "
+                raise SettingError(f"config.{name}={getattr(self, name)} is larger than this package builds (at most "
                                  f"{bound})")
         h = self.hidden_size
         parameters = ((self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
                       + self.num_hidden_layers * (4 * h * h + 2 * h * self.intermediate_size))
         if parameters > MAX_PARAMETERS:
-            raise ValueError(f"config describes about {parameters:.2g} parameters (hidden_size={h}, num_hidden_layers="
+            raise SettingError(f"config describes about {parameters:.2g} parameters (hidden_size={h}, num_hidden_layers="
                              f"{self.num_hidden_layers}, intermediate_size={self.intermediate_size}, vocab_size="
                              f"{self.vocab_size}), more than this package builds (at most {MAX_PARAMETERS:.0e})")
 
@@ -265,7 +266,7 @@ class RobertaPreLayerNormConfig:
     def from_dict(cls, config_dict: dict, **overrides) -> "RobertaPreLayerNormConfig":
         model_type = config_dict.get("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
-            raise ValueError(
+            raise SettingError(
                 f"config model_type is {model_type!r}, but this package implements {MODEL_TYPE!r} models only"
             )
         config = cls(**config_dict)
@@ -325,13 +326,13 @@ class RobertaPreLayerNormConfig:
             with open(path, encoding="utf-8") as f:
                 config_dict = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from None
+            raise SettingError(f"{path} is not valid JSON: {err}") from None
         if not isinstance(config_dict, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(config_dict).__name__}")
+            raise SettingError(f"{path} must hold a JSON object, got {type(config_dict).__name__}")
         try:
             return cls.from_dict(config_dict, **overrides)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise SettingError(f"{path}: {err}") from None
 
     def save_pretrained(self, save_directory) -> None:
         """Write config.json into `save_directory`, atomically (one file: no need to swap the whole folder)."""

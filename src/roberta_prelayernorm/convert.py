@@ -13,6 +13,7 @@ import math
 import os
 import sys
 
+from .errors import MissingFileError
 from .files import TOKENIZER_FILES, atomic_folder, check_new_folder, copy_tokenizer
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -156,7 +157,7 @@ def convert(source: str, output: str, tokenizer=None, dtype=None) -> dict:
         model.to(target).save_pretrained(folder)
         copied = copy_tokenizer(tokenizer_source, folder)
         if tokenizer and not copied:
-            raise FileNotFoundError(f"--tokenizer {tokenizer} has none of {', '.join(TOKENIZER_FILES)}")
+            raise MissingFileError(f"--tokenizer {tokenizer} has none of {', '.join(TOKENIZER_FILES)}")
     config = model.config
     loaded = type(model).from_pretrained(output)
     ids = check_ids(config.vocab_size, min(16, config.max_position_embeddings - config.pad_token_id - 1))
@@ -206,7 +207,7 @@ def add_commands(subparsers) -> None:
 def run(args) -> int:
     """Errors (a missing or unreadable SOURCE, an existing --output) become one line, exit code 2, in cli.main."""
     if not os.path.exists(args.source) and os.path.splitext(args.source)[1] in (".pt", ".bin", ".ckpt"):
-        raise FileNotFoundError(f"SOURCE {args.source}: no such file")
+        raise MissingFileError(f"SOURCE {args.source}: no such file")
     result = convert(args.source, args.output, tokenizer=args.tokenizer, dtype=args.dtype)
     files = ", ".join(["config.json", "model.safetensors", *result["tokenizer_files"]])
     print(f"wrote {args.output} ({files}) from the {result['layout']} layout in {result['dtype']}")

@@ -49,6 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .errors import SettingError
+
+
 ENV = "ROBERTA_PRELAYERNORM_CPU_LINEAR"
 _override: Optional[bool] = None  # set_fast_path
 _measured: Optional[bool] = None  # the one-time fp32 measurement
@@ -69,7 +72,7 @@ def clear_cache() -> None:
 def _setting() -> str:
     value = os.environ.get(ENV, "auto").strip().lower()
     if value not in ("auto", "1", "0"):
-        raise ValueError(f"{ENV}={value!r} is not one of 'auto', '1', '0'")
+        raise SettingError(f"{ENV}={value!r} is not one of 'auto', '1', '0'")
     return value
 
 

@@ -16,6 +16,9 @@ import tempfile
 import time
 from importlib import resources
 
+from .errors import SettingError
+
+
 REAL_CHECKPOINT = "andreasmadsen/efficient_mlm_m0.40"
 
 SENTENCE = "Hello, my dog is cute"
@@ -66,10 +69,10 @@ def run(args) -> int:
     from .training.corpus import is_corpus, write_corpus
 
     if args.scale <= 0:
-        raise ValueError(f"--scale must be > 0, got {args.scale}")
+        raise SettingError(f"--scale must be > 0, got {args.scale}")
     held = sorted(os.listdir(args.output)) if args.output and os.path.isdir(args.output) else []
     if held and not args.overwrite:  # before any work, as train refuses a finished run
-        raise ValueError(f"--output {args.output} is not empty (it holds {', '.join(held[:5])}); pass --overwrite "
+        raise SettingError(f"--output {args.output} is not empty (it holds {', '.join(held[:5])}); pass --overwrite "
                          "to replace an earlier demo run there, or choose a new folder")
     # Tiny models run faster on one thread than on several (thread hand-offs cost more than the matmuls).
     torch.set_num_threads(1)

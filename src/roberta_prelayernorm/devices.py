@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import SettingError
+
 
 def as_device(device):
     """device argument -> torch.device: None/-1/"cpu" the CPU, an int i "cuda:i", or any torch device name."""
@@ -15,14 +17,14 @@ def as_device(device):
         except RuntimeError:
             pass
     if not isinstance(device, torch.device):
-        raise ValueError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
+        raise SettingError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r}: CUDA is not available here (no GPU, or torch built without "
+        raise SettingError(f"device={str(device)!r}: CUDA is not available here (no GPU, or torch built without "
                          "CUDA); use 'cpu'")
     backend = getattr(torch, device.type, None)  # torch.mps, torch.xpu...: each says whether it is usable here
     if device.type not in ("cpu", "cuda", "meta") and not getattr(backend, "is_available", lambda: False)():
         usable = "'cpu'" + (", 'cuda'" if torch.cuda.is_available() else "")
-        raise ValueError(f"device={str(device)!r}: {device.type} is not available here; use {usable}")
+        raise SettingError(f"device={str(device)!r}: {device.type} is not available here; use {usable}")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        raise SettingError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return device

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from .errors import SettingError
 from .files import atomic_folder, check_new_folder, copy_tokenizer
 
 # The fields each head's ONNX graph returns, in order.
@@ -31,7 +32,7 @@ def load_model(folder: str):
     config = rp.RobertaPreLayerNormConfig.from_pretrained(folder)
     name = (config.architectures or ["RobertaPreLayerNormModel"])[0]
     if not name.startswith("RobertaPreLayerNorm") or not hasattr(rp, name):
-        raise ValueError(f"{folder}/config.json names architecture {name!r}, which this package does not have")
+        raise SettingError(f"{folder}/config.json names architecture {name!r}, which this package does not have")
     return getattr(rp, name).from_pretrained(folder)
 
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
+import errno
+import functools
 import os
 import shutil
 import tempfile
+
+from .errors import OutputExistsError, SettingError, UserError
 
 # Less free space than this after a failed write: the disk was full, whatever the library's error says.
 FULL_BELOW = 1 << 20
@@ -44,7 +49,7 @@ def output_target(path: str) -> tuple[str, bool]:
     return target, os.path.exists(target) and not os.path.isfile(target)
 
 
-class WriteError(OSError):
+class WriteError(UserError, OSError):
     """A write that failed (disk full, a library's error wrapping an I/O error), naming the file."""
 
 
@@ -214,9 +219,15 @@ def recover_folder(folder: str) -> None:
 
 
 def replace_folder(tmp: str, target: str) -> None:
-    """Move a fully written folder `tmp` to `target`, replacing what is there. The old folder is moved aside
-    first and removed last, so a crash leaves the old or the new folder (or both; recover_folder puts the old
-    one back when the new one is missing), never a partial one."""
+    """Move a fully written folder `tmp` to `target`, replacing what is there. Where the system can, the two
+    are exchanged in one step (no moment without a folder at `target`, which a reader would take for a missing
+    folder), and the old one, now at `tmp`, removed. Else the old folder is moved aside first and removed last,
+    so a crash leaves the old or the new folder (or both; recover_folder puts the old one back when the new one
+    is missing), never a partial one."""
+    if os.path.isdir(target) and exchange(tmp, target):
+        fsync_folder(os.path.dirname(target))
+        shutil.rmtree(tmp, ignore_errors=True)  # a kill before this leaves a .tmp-, which recover_folder removes
+        return
     old = None
     if os.path.exists(target):
         old = tempfile.mkdtemp(prefix=f".old-{os.path.basename(target)}-", dir=os.path.dirname(target))
@@ -226,6 +237,29 @@ def replace_folder(tmp: str, target: str) -> None:
     fsync_folder(os.path.dirname(target))
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux's renameat2 with RENAME_EXCHANGE); False where the system or the file
+    system cannot."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
+        return True
+    number = ctypes.get_errno()
+    if number in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(number, os.strerror(number), b)
+
+
+@functools.cache
+def _libc():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc if hasattr(libc, "renameat2") else None
+    except OSError:
+        return None
 
 
 def fsync_folder(path: str) -> None:
@@ -244,7 +278,7 @@ def link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-class FolderInUseError(OSError):
+class FolderInUseError(UserError, OSError):
     """Another process holds the folder's lock (see exclusive_lock)."""
 
 
@@ -278,7 +312,7 @@ def exclusive_lock(folder: str, name: str = ".lock"):
 def check_new_folder(path: str, name: str = "--output") -> None:
     """Refuse to write a new folder over anything but nothing or an empty folder."""
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
-        raise FileExistsError(f"{name} {path} already exists and is not an empty folder; choose a new one")
+        raise OutputExistsError(f"{name} {path} already exists and is not an empty folder; choose a new one")
 
 
 def check_output(path: str, name: str, folder: bool = False) -> None:
@@ -287,22 +321,22 @@ def check_output(path: str, name: str, folder: bool = False) -> None:
     path = os.path.abspath(path)
     if folder:
         if os.path.exists(path) and not os.path.isdir(path):
-            raise ValueError(f"{name} {path}: exists and is not a folder")
+            raise SettingError(f"{name} {path}: exists and is not a folder")
         existing = path
         while not os.path.exists(existing):
             existing = os.path.dirname(existing)
     else:
         target, stream = output_target(path)
         if os.path.isdir(target):
-            raise ValueError(f"{name} {path}: is a folder; give a file name")
+            raise SettingError(f"{name} {path}: is a folder; give a file name")
         if stream:  # a device or FIFO, written into as it is
             if not os.access(target, os.W_OK):
-                raise ValueError(f"{name} {path}: {target} is not writable")
+                raise SettingError(f"{name} {path}: {target} is not writable")
             return
         existing = os.path.dirname(target)
         if not os.path.isdir(existing):
-            raise ValueError(f"{name} {path}: the folder {existing} does not exist")
+            raise SettingError(f"{name} {path}: the folder {existing} does not exist")
     if not os.path.isdir(existing):
-        raise ValueError(f"{name} {path}: {existing} is not a folder")
+        raise SettingError(f"{name} {path}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{name} {path}: {existing} is not writable")
+        raise SettingError(f"{name} {path}: {existing} is not writable")

@@ -8,6 +8,8 @@ import argparse
 import dataclasses
 from typing import Optional
 
+from .errors import SettingError
+
 
 def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):
     """A settings field with its command-line option: `name=` (the flag, default --field-name), `group=` (flags of
@@ -20,7 +22,7 @@ def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_opt
 def need(ok: bool, settings, name: str, allowed: str) -> None:
     """Refuse `settings.name` unless `ok`: a ValueError naming the setting, its value and what is allowed."""
     if not ok:
-        raise ValueError(f"{name}={getattr(settings, name)!r} is not allowed: {allowed}")
+        raise SettingError(f"{name}={getattr(settings, name)!r} is not allowed: {allowed}")
 
 
 def positive_int(value: str) -> int:

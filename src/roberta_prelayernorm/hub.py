@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+from .errors import SettingError, UserError
+
 HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "force_download", "subfolder")
 
 
@@ -20,11 +22,11 @@ BIN_INDEX = "pytorch_model.bin.index.json"
 WEIGHT_FILES = (SAFE_WEIGHTS, SAFE_INDEX, BIN_WEIGHTS, BIN_INDEX)
 
 
-class CheckpointNotFoundError(OSError):
+class CheckpointNotFoundError(UserError, OSError):
     """Raised when a folder or hub id does not hold the file(s) a loader needs."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SettingError):
     """A checkpoint file is corrupt, incomplete or does not fit the config."""
 
 
@@ -107,13 +109,13 @@ def resolve_first(name_or_path, filenames: Sequence[str], **hub_kwargs) -> tuple
     return None, None
 
 
-def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 20):
+def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
     """read(source, hub_kwargs) of a checkpoint as one save, although another process may be saving into it.
 
     A local folder is opened once and read through that handle (/proc/self/fd/N where there is one): a save
     that swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and a read cut short
     by the old folder's removal is repeated on the new one. A read during a save that moves files into the
-    folder itself (a mount point, a user's folder: its mtime changes, or a staged `.new-*` is there) is
+    folder itself (a mount point, a user's folder: an entry's inode changes, or a staged `.new-*` is there) is
     repeated too. Hub snapshots never change and are read as they are.
     """
     import time
@@ -132,7 +134,7 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 20):
             continue
         handle = f"/proc/self/fd/{fd}" if os.path.isdir(f"/proc/self/fd/{fd}") else folder
         try:
-            before = os.fstat(fd).st_mtime_ns
+            before = _snapshot(fd)
             try:
                 result = read(handle, local)
             except (OSError, ValueError) as err:
@@ -143,21 +145,42 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 20):
                 return result
         finally:
             os.close(fd)
-        time.sleep(0.01 * attempt)
-    return read(name_or_path, hub_kwargs)  # a folder rewritten without pause: read it as it is
+        time.sleep(min(0.01 * attempt, 0.05))
+    raise CheckpointError(f"{folder} was being written by another process during each of {attempts} reads; "
+                          "load it once that save is done")
 
 
-def _changed(folder: str, fd: int, mtime_ns: int, swapped_is_fine: bool = False) -> bool:
-    """Whether the folder opened as `fd` was written into since its mtime was `mtime_ns`, is being written into
-    (a staged `.new-*`), or is no longer the folder at `folder` (unless reading it through `fd` is fine)."""
+def _snapshot(fd: int) -> tuple:
+    """What a save changes in the folder opened as `fd`: each entry's name, inode, size and times, leaving out a
+    save's staging folder (`.tmp-*`, not yet visible). Every writer here puts a file in place by renaming a new
+    one over it, so a save changes an entry's inode whatever the clock's resolution (the folder's mtime alone
+    can stay within one clock tick)."""
+    entries = []
+    for name in sorted(os.listdir(fd)):
+        if name.startswith(".tmp-"):
+            continue
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            entries.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        except FileNotFoundError:  # removed while listed: a save at work
+            entries.append((name, None))
+    return tuple(entries)
+
+
+def _changed(folder: str, fd: int, before: tuple, swapped_is_fine: bool = False) -> bool:
+    """Whether the folder opened as `fd` is no longer the one at `folder` (a save swapped a new one in; fine for a
+    read that went through `fd` to its end: a swapped-out folder is never written into, only removed), or was
+    written into since its `_snapshot` was `before`, or is being written into (a staged `.new-*`)."""
     now = os.fstat(fd)
     try:
         at_path = os.stat(folder)
         swapped = (at_path.st_dev, at_path.st_ino) != (now.st_dev, now.st_ino)
     except FileNotFoundError:
         swapped = True
-    return (now.st_mtime_ns != mtime_ns or (swapped and not swapped_is_fine)
-            or any(name.startswith(".new-") for name in os.listdir(fd)))
+    if swapped:
+        return not swapped_is_fine
+    after = _snapshot(fd)
+    return after != before or any(entry[0].startswith(".new-") for entry in before + after)
 
 
 def _renamed(err: Exception, handle: str, folder: str) -> Exception:

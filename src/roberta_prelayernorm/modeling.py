@@ -20,6 +20,7 @@ from torch import nn
 from . import checkpoint
 from .config import RobertaPreLayerNormConfig
 from .cpu_linear import Linear
+from .errors import SettingError
 from .outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
@@ -316,7 +317,7 @@ class RobertaPreLayerNormLayer(nn.Module):
         cross_weights = None
         if encoder_hidden_states is not None:
             if not hasattr(self, "crossattention"):
-                raise ValueError(
+                raise SettingError(
                     "encoder_hidden_states was given, but the model has no cross-attention layers: build it with "
                     "config.is_decoder=True and config.add_cross_attention=True"
                 )
@@ -712,7 +713,7 @@ class RobertaPreLayerNormForMultipleChoice(RobertaPreLayerNormPreTrainedModel):
                 return_dict=None):
         source = input_ids if input_ids is not None else inputs_embeds
         if source is None or source.dim() != (3 if input_ids is not None else 4):
-            raise ValueError(
+            raise SettingError(
                 "RobertaPreLayerNormForMultipleChoice expects input_ids of shape (batch, num_choices, seq_len) "
                 "or inputs_embeds of shape (batch, num_choices, seq_len, hidden); got "
                 f"{None if source is None else tuple(source.shape)}"
@@ -764,7 +765,7 @@ class RobertaPreLayerNormForQuestionAnswering(RobertaPreLayerNormPreTrainedModel
     def __init__(self, config: RobertaPreLayerNormConfig):
         super().__init__(config)
         if config.num_labels != 2:
-            raise ValueError(
+            raise SettingError(
                 f"RobertaPreLayerNormForQuestionAnswering needs config.num_labels=2 (start and end logits), got "
                 f"{config.num_labels}; pass num_labels=2"
             )
@@ -948,7 +949,7 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
         `pad_token_id` afterwards. Beam search and several sequences per prompt are not implemented.
         """
         if input_ids is None:
-            raise ValueError("generate needs input_ids (the prompt, at least one token per row)")
+            raise SettingError("generate needs input_ids (the prompt, at least one token per row)")
 
         def setting(value, name, default):  # the argument, else the generation config's field, else the default
             if value is None and generation_config is not None:
@@ -968,7 +969,7 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
         for name, value in (("num_beams", setting(num_beams, "num_beams", 1)),
                             ("num_return_sequences", setting(num_return_sequences, "num_return_sequences", 1))):
             if value != 1:
-                raise ValueError(f"{name}={value} is not supported: generate() decodes one sequence per prompt, "
+                raise SettingError(f"{name}={value} is not supported: generate() decodes one sequence per prompt, "
                                  "greedily or by sampling (transformers' RobertaPreLayerNormForCausalLM has beams)")
         tokens = self._decode(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
                               eos_token_id, pad_token_id, encoder_hidden_states, encoder_attention_mask, generator)
@@ -979,11 +980,11 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
     def _decode(self, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p, eos_token_id,
                 pad_token_id, encoder_hidden_states, encoder_attention_mask, generator) -> torch.Tensor:
         if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+            raise SettingError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         if do_sample and not temperature > 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+            raise SettingError(f"temperature must be > 0 when sampling, got {temperature}")
         if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+            raise SettingError(f"top_p must be in (0, 1], got {top_p}")
         eos_token_id = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad_token_id = self.config.pad_token_id if pad_token_id is None else pad_token_id
         if attention_mask is None:

@@ -24,6 +24,7 @@ from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
 from .cpu_linear import best_times
+from .errors import SettingError
 
 
 def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -32,11 +33,11 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
     For CPU inference only: quantized layers have no gradients and run on the CPU.
     """
     if model.training:
-        raise ValueError("quantize_int8 is for inference: call model.eval() first")
+        raise SettingError("quantize_int8 is for inference: call model.eval() first")
     if model.device.type != "cpu":
-        raise ValueError(f"quantize_int8 runs on the CPU; the model is on {model.device}")
+        raise SettingError(f"quantize_int8 runs on the CPU; the model is on {model.device}")
     if model.dtype != torch.float32:
-        raise ValueError(f"quantize_int8 needs a float32 model (its int8 layers take float32 inputs); this one is "
+        raise SettingError(f"quantize_int8 needs a float32 model (its int8 layers take float32 inputs); this one is "
                          f"{model.dtype}: drop torch_dtype, or cast with model.float() first")
     model = model if inplace else copy.deepcopy(model)
     tied = model.get_output_embeddings()  # shares its weight with the embeddings: left in float
@@ -54,7 +55,7 @@ def _check_float32(model: nn.Module, args) -> None:
     """A quantized model cast to another dtype (model.to(torch.bfloat16)) fails inside torch's int8 kernels
     with a bare dtype message; say what happened instead."""
     if model.dtype != torch.float32:
-        raise ValueError(f"this model has int8 layers, which take float32, but it was cast to {model.dtype}; "
+        raise SettingError(f"this model has int8 layers, which take float32, but it was cast to {model.dtype}; "
                          "use model.float(), or quantize a model kept in float32")
 
 

@@ -13,9 +13,10 @@ from typing import Optional
 import torch
 
 from .config import max_sequence_length
+from .errors import SettingError
 
 
-class InputError(ValueError):
+class InputError(SettingError):
     """A forward argument has the wrong type, shape, dtype or values."""
 
 

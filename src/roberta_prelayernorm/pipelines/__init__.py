@@ -11,6 +11,7 @@ import functools
 import importlib
 import pkgutil
 
+from ..errors import SettingError
 from ..tasks import PIPELINE_TASKS as TASKS
 from .base import DEFAULT_BATCH_SIZE
 
@@ -40,7 +41,7 @@ NOT_PIPELINES = ("base", "cli", "command")  # this package's modules that hold n
 def pipeline_class(task: str) -> type:
     """The pipeline class of a task name (any of the task's pipeline names)."""
     if task not in TASKS:
-        raise ValueError(f"task={task!r} is not one of {sorted(TASKS)}")
+        raise SettingError(f"task={task!r} is not one of {sorted(TASKS)}")
     return next(cls for cls in pipeline_classes() if TASKS[cls.task] is TASKS[task])
 
 
@@ -54,7 +55,7 @@ def pipeline(task: str, model=None, tokenizer=None, device=None, batch_size: int
     cls = pipeline_class(task)
     if model is None:
         if task not in DEFAULT_MODELS:
-            raise ValueError(
+            raise SettingError(
                 f"model is required for task {task!r}: no fine-tuned RoBERTa-PreLayerNorm checkpoint is published "
                 "for it; pass a folder or hub id"
             )

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Optional
 
 from ..devices import as_device
+from ..errors import SettingError
 
 DEFAULT_BATCH_SIZE = 8
 WORD_END = re.compile(r"\S(?=\s)")
@@ -37,7 +38,7 @@ class Pipeline:
         check_int("batch_size", batch_size, 1)
         head_class = PIPELINE_TASKS[self.task].head_class()
         if isinstance(model, RobertaPreLayerNormPreTrainedModel) and not isinstance(model, head_class):
-            raise ValueError(f"{type(self).__name__} needs a {head_class.__name__} model, got {type(model).__name__}")
+            raise SettingError(f"{type(self).__name__} needs a {head_class.__name__} model, got {type(model).__name__}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         fit_to_model(tokenizer, model.config)  # truncation and windows follow the model's length
@@ -76,7 +77,7 @@ class Pipeline:
         limit = self.tokenizer.model_max_length
         longest = max((len(feature["input_ids"]) for feature in features), default=0)
         if longest > limit:
-            raise ValueError(f"the input is {longest} tokens long and the model takes at most {limit}; shorten it"
+            raise SettingError(f"the input is {longest} tokens long and the model takes at most {limit}; shorten it"
                              + (" or pass truncation=True" if "truncation" in self.defaults else ""))
         return features
 
@@ -155,7 +156,7 @@ def run_batches(pipe: Pipeline, features: list[dict]) -> list[dict]:
     batches = [order[i:i + pipe.batch_size] for i in range(0, len(order), pipe.batch_size)]
     pad_id = pipe.tokenizer.pad_token_id
     if pad_id is None and any(len(batch) > 1 for batch in batches):
-        raise ValueError("batch_size > 1 needs a tokenizer with a pad token; set tokenizer.pad_token or batch_size=1")
+        raise SettingError("batch_size > 1 needs a tokenizer with a pad token; set tokenizer.pad_token or batch_size=1")
     outputs: list[Optional[dict]] = [None] * len(features)
     show = len(batches) > 1 and sys.stderr.isatty()
     with torch.inference_mode(), tqdm(total=len(features), disable=not show, unit="seq",
@@ -182,7 +183,7 @@ def check_int(name: str, value, lowest: int, none_means: Optional[str] = None) -
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
         allowed = f"an int >= {lowest}" + (f" or None ({none_means})" if none_means else "")
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise SettingError(f"{name} must be {allowed}, got {value!r}")
 
 
 def load(head_class: type, model, tokenizer):
@@ -191,7 +192,7 @@ def load(head_class: type, model, tokenizer):
 
     if tokenizer is None:
         if not isinstance(model, str) and not hasattr(model, "__fspath__"):
-            raise ValueError("tokenizer is required when model is a model object rather than a folder or hub id")
+            raise SettingError("tokenizer is required when model is a model object rather than a folder or hub id")
         tokenizer = model
     if isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)

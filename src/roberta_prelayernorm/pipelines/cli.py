@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Iterator
 
+from ..errors import SettingError
 from ..flags import positive_int
 from ..jsonout import dumps
 from . import pipeline_classes
@@ -45,7 +46,7 @@ def add_commands(subparsers) -> None:
 
 
 # -- running --------------------------------------------------------------------------------------------
-class InputLineError(ValueError):
+class InputLineError(SettingError):
     """A malformed input line; the message starts with FILE:LINE."""
 
 
@@ -55,11 +56,11 @@ def read_inputs(command: Command, args) -> Iterator[tuple[str, object]]:
     given = command.from_args(args)
     if given:
         if args.input is not None:
-            raise ValueError(f"{command.name}: give inputs as arguments or with --input, not both")
+            raise SettingError(f"{command.name}: give inputs as arguments or with --input, not both")
         return iter([(f"argument {i + 1}", item) for i, item in enumerate(given)])
     if args.input in (None, "-"):
         if args.input is None and sys.stdin.isatty():
-            raise ValueError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
+            raise SettingError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
                              "on stdin (see --help)")
         stdin = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin may be text only
         return numbered_lines("<stdin>", stdin if stdin is not None else
@@ -67,7 +68,7 @@ def read_inputs(command: Command, args) -> Iterator[tuple[str, object]]:
     try:
         source = open(args.input, "rb")
     except OSError as err:
-        raise ValueError(f"{command.name}: --input {args.input}: {err.strerror}") from None
+        raise SettingError(f"{command.name}: --input {args.input}: {err.strerror}") from None
     return numbered_lines(args.input, source)
 
 

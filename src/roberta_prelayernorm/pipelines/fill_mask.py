@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import SettingError
 from .base import Pipeline, check_int
 from .command import TEXT, Command, positive_int
 
@@ -41,10 +42,10 @@ class FillMaskPipeline(Pipeline):
         top_k = options["top_k"]
         check_int("top_k", top_k, 1)
         if top_k > self.model.config.vocab_size:
-            raise ValueError(f"top_k={top_k} is more than the model's vocabulary of {self.model.config.vocab_size} "
+            raise SettingError(f"top_k={top_k} is more than the model's vocabulary of {self.model.config.vocab_size} "
                              "tokens")
         if self.tokenizer.mask_token_id is None:
-            raise ValueError("fill-mask needs a tokenizer with a mask token; this one has none")
+            raise SettingError("fill-mask needs a tokenizer with a mask token; this one has none")
         if options["targets"] is not None:
             options["target_ids"] = self.target_ids(options["targets"])
         return options
@@ -56,7 +57,7 @@ class FillMaskPipeline(Pipeline):
         ids = []
         for target in targets:
             if not isinstance(target, str):
-                raise ValueError(f"targets must be strings, got {target!r}")
+                raise SettingError(f"targets must be strings, got {target!r}")
             if target in vocab:
                 ids.append(vocab[target])
                 continue
@@ -68,16 +69,16 @@ class FillMaskPipeline(Pipeline):
                            target, self.tokenizer.convert_ids_to_tokens(first[0]))
             ids.append(first[0])
         if not ids:
-            raise ValueError(f"targets={targets!r} leaves no candidate token")
+            raise SettingError(f"targets={targets!r} leaves no candidate token")
         return sorted(set(ids))
 
     def preprocess(self, item, options):
         if not isinstance(item, str):
-            raise ValueError(f"fill-mask inputs must be texts, got {type(item).__name__}: {item!r:.80}")
+            raise SettingError(f"fill-mask inputs must be texts, got {type(item).__name__}: {item!r:.80}")
         input_ids = self.tokenizer(item, **(options["tokenizer_kwargs"] or {}))["input_ids"]
         masks = [i for i, token in enumerate(input_ids) if token == self.tokenizer.mask_token_id]
         if not masks:
-            raise ValueError(f"no mask token ({self.tokenizer.mask_token}) in the input {item!r:.80}")
+            raise SettingError(f"no mask token ({self.tokenizer.mask_token}) in the input {item!r:.80}")
         return [{"input_ids": input_ids, "masks": masks}]
 
     def forward(self, batch):

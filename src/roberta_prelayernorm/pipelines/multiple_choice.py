@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import SettingError
 from .base import Pipeline, check_int
 from .command import Command, positive_int
 
@@ -53,13 +54,13 @@ class MultipleChoicePipeline(Pipeline):
 
     def preprocess(self, item, options):
         if not isinstance(item, dict) or set(item) != {"prompt", "choices"}:
-            raise ValueError(f"a multiple-choice input must be a dict with keys 'prompt' and 'choices', got "
+            raise SettingError(f"a multiple-choice input must be a dict with keys 'prompt' and 'choices', got "
                              f"{item!r:.80}")
         prompt, choices = item["prompt"], item["choices"]
         if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {prompt!r:.80}")
+            raise SettingError(f"prompt must be a string, got {prompt!r:.80}")
         if not isinstance(choices, (list, tuple)) or not choices or not all(isinstance(c, str) for c in choices):
-            raise ValueError(f"choices must be a non-empty list of strings, got {choices!r:.80}")
+            raise SettingError(f"choices must be a non-empty list of strings, got {choices!r:.80}")
         tokenizer_options = {key: options[key] for key in TOKENIZER_OPTIONS if options[key] is not None}
         prompts = [self.cut_for_truncation(prompt, options, choice) for choice in choices]
         choices = [self.cut_for_truncation(choice, options, prompt) for choice in choices]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SettingError
 from ..tasks.question_answering import question_windows
 from .base import Pipeline, check_int
 from .command import Command, positive_int
@@ -63,14 +64,14 @@ class QuestionAnsweringPipeline(Pipeline):
         if options["doc_stride"] is None:
             options["doc_stride"] = min(options["max_seq_len"] // 2, 128)
         if options["doc_stride"] > options["max_seq_len"]:
-            raise ValueError(f"doc_stride={options['doc_stride']} is larger than max_seq_len={options['max_seq_len']}")
+            raise SettingError(f"doc_stride={options['doc_stride']} is larger than max_seq_len={options['max_seq_len']}")
         # Lengths no input could fit, refused here rather than on every input.
         limit = self.tokenizer.model_max_length
         if options["max_seq_len"] > limit:
-            raise ValueError(f"max_seq_len={options['max_seq_len']} is longer than the model takes: at most {limit}")
+            raise SettingError(f"max_seq_len={options['max_seq_len']} is longer than the model takes: at most {limit}")
         specials = self.tokenizer.num_special_tokens_to_add(pair=True)
         if options["max_seq_len"] < specials + 2 + options["doc_stride"]:
-            raise ValueError(f"max_seq_len={options['max_seq_len']} leaves no room for a question and a context with "
+            raise SettingError(f"max_seq_len={options['max_seq_len']} leaves no room for a question and a context with "
                              f"doc_stride={options['doc_stride']}: it must be at least {specials + 2} + doc_stride "
                              f"({specials} special tokens, one question token and one context token)")
         return options
@@ -90,17 +91,17 @@ class QuestionAnsweringPipeline(Pipeline):
         if isinstance(context, str):
             context = [context] * len(question)
         if isinstance(question, str) or len(question) != len(context):
-            raise ValueError(f"question and context must be lists of the same length (or a single context); got "
+            raise SettingError(f"question and context must be lists of the same length (or a single context); got "
                              f"{describe(question)} and {describe(context)}")
         return [{"question": q, "context": c} for q, c in zip(question, context)], False
 
     def preprocess(self, item, options):
         if not isinstance(item, dict) or set(item) != {"question", "context"}:
-            raise ValueError(f"a question-answering input must be a dict with keys 'question' and 'context', got "
+            raise SettingError(f"a question-answering input must be a dict with keys 'question' and 'context', got "
                              f"{item!r:.80}")
         for key in ("question", "context"):
             if not isinstance(item[key], str) or not item[key]:
-                raise ValueError(f"{key} must be a non-empty string, got {item[key]!r:.80}")
+                raise SettingError(f"{key} must be a non-empty string, got {item[key]!r:.80}")
         question = self.truncate_question(item["question"], options["max_question_len"])
         max_seq_len, doc_stride = options["max_seq_len"], options["doc_stride"]
         encoding = question_windows(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import SettingError
 from .base import Pipeline, check_int
 from .command import TEXT, Command, top_k_or_all
 
@@ -56,14 +57,14 @@ class TextClassificationPipeline(Pipeline):
             check_int("top_k", top_k, 1, none_means="all labels")
         function = options["function_to_apply"]
         if function is not None and str(function).lower() not in FUNCTIONS:
-            raise ValueError(f"function_to_apply={function!r} is not one of {FUNCTIONS}")
+            raise SettingError(f"function_to_apply={function!r} is not one of {FUNCTIONS}")
         return options
 
     def preprocess(self, item, options):
         tokenizer_options = {key: options[key] for key in TOKENIZER_OPTIONS if options[key] is not None}
         if isinstance(item, dict):
             if set(item) - {"text", "text_pair"} or "text" not in item:
-                raise ValueError(
+                raise SettingError(
                     f"a text pair must be a dict with keys 'text' and 'text_pair', got keys {sorted(item)}"
                 )
             text, pair = item["text"], item.get("text_pair")
@@ -74,7 +75,7 @@ class TextClassificationPipeline(Pipeline):
         elif isinstance(item, str):
             encoding = self.tokenizer(self.cut_for_truncation(item, options), **tokenizer_options)
         else:
-            raise ValueError(
+            raise SettingError(
                 f"inputs must be texts or {{'text': ..., 'text_pair': ...}} dicts, got {type(item).__name__}: "
                 f"{item!r:.80}"
             )

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from ..errors import SettingError
 from .base import Pipeline, check_int
 from .command import TEXT, Command
 
@@ -53,18 +54,18 @@ class TokenClassificationPipeline(Pipeline):
         options = super().check_options(options)
         strategy = str(options["aggregation_strategy"]).lower()
         if strategy not in STRATEGIES:
-            raise ValueError(f"aggregation_strategy={options['aggregation_strategy']!r} is not one of {STRATEGIES}")
+            raise SettingError(f"aggregation_strategy={options['aggregation_strategy']!r} is not one of {STRATEGIES}")
         options["aggregation_strategy"] = strategy
         stride = options["stride"]
         if stride is not None:
             check_int("stride", stride, 0)
             if stride >= self.tokenizer.model_max_length:
-                raise ValueError(
+                raise SettingError(
                     f"stride={stride} must be less than the tokenizer's model_max_length "
                     f"({self.tokenizer.model_max_length}), less the special tokens"
                 )
             if strategy == "none":
-                raise ValueError(
+                raise SettingError(
                     "stride splits long texts into chunks whose entities are merged, which needs "
                     "aggregation_strategy 'simple', 'first', 'average' or 'max', not 'none'"
                 )
@@ -76,7 +77,7 @@ class TokenClassificationPipeline(Pipeline):
 
     def preprocess(self, item, options):
         if not isinstance(item, str):
-            raise ValueError(f"token-classification inputs must be texts, got {type(item).__name__}: {item!r:.80}")
+            raise SettingError(f"token-classification inputs must be texts, got {type(item).__name__}: {item!r:.80}")
         split = {"return_overflowing_tokens": True, "stride": options["stride"]} if options["stride"] is not None \
             else {}
         encoding = self.tokenizer([item], truncation=True, return_special_tokens_mask=True,

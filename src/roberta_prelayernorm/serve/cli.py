@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 
+from ..errors import SettingError
 from ..flags import positive_int
 
 API_KEY_VARIABLE = "ROBERTA_PRELAYERNORM_API_KEY"
@@ -80,7 +81,7 @@ def run(args) -> int:
         import prometheus_client  # noqa: F401
         import uvicorn
     except ImportError as err:
-        raise ValueError(f"serve needs {err.name}: pip install 'roberta-prelayernorm[serve]'") from None
+        raise SettingError(f"serve needs {err.name}: pip install 'roberta-prelayernorm[serve]'") from None
     from .app import build_app
     from .engine import Engine, Limits
 
@@ -125,7 +126,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise ValueError(f"--host {host} --port {port}: cannot bind ({err.strerror})") from None
+        raise SettingError(f"--host {host} --port {port}: cannot bind ({err.strerror})") from None
     sock.listen(2048)
     return sock
 

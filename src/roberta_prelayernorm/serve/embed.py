@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import SettingError
 from ..pipelines.base import Pipeline
 from ..tokenizer import fit_to_model
 
@@ -26,12 +27,12 @@ class EmbeddingPipeline(Pipeline):
     def check_options(self, options):
         options = super().check_options(options)
         if options["pooling"] not in POOLINGS:
-            raise ValueError(f"pooling={options['pooling']!r} is not one of {POOLINGS}")
+            raise SettingError(f"pooling={options['pooling']!r} is not one of {POOLINGS}")
         return options
 
     def preprocess(self, item, options):
         if not isinstance(item, str):
-            raise ValueError(f"embedding inputs must be texts, got {type(item).__name__}: {item!r:.80}")
+            raise SettingError(f"embedding inputs must be texts, got {type(item).__name__}: {item!r:.80}")
         truncation = {"truncation": True} if options["truncation"] else {}
         return [{"input_ids": self.tokenizer(item, **truncation)["input_ids"]}]
 

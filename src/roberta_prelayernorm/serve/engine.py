@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..errors import SettingError
 from ..pipelines import pipeline_class
 from ..pipelines.base import run_batches
 
@@ -51,7 +52,7 @@ def task_of(config, task: Optional[str] = None) -> Optional[str]:
 
     if task is not None:
         if task not in PIPELINE_TASKS:
-            raise ValueError(f"--task {task!r} is not one of {', '.join(sorted(PIPELINE_TASKS))}")
+            raise SettingError(f"--task {task!r} is not one of {', '.join(sorted(PIPELINE_TASKS))}")
         return PIPELINE_TASKS[task].pipeline_names[0]
     architecture = (config.architectures or ["RobertaPreLayerNormModel"])[0]
     return next((t.pipeline_names[0] for t in PIPELINE_TASKS.values() if t.head_class().__name__ == architecture),
@@ -72,10 +73,10 @@ class Engine:
 
         self.limits = limits = limits or Limits()
         if precision not in PRECISIONS:
-            raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+            raise SettingError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.device, self.precision, self.name = as_device(device or "cpu"), precision, model
         if precision == "int8" and self.device.type != "cpu":
-            raise ValueError(f"--precision int8 runs on the CPU only, not on --device {self.device}; use bf16 there")
+            raise SettingError(f"--precision int8 runs on the CPU only, not on --device {self.device}; use bf16 there")
         self.task = task_of(AutoConfig.from_pretrained(model), task)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         loader = AutoModel if self.task is None else _head_class(self.task)
@@ -88,12 +89,12 @@ class Engine:
         longest = self.tokenizer.model_max_length  # the model's, after the pipelines fitted the tokenizer to it
         if limits.max_input_length is not None:
             if limits.max_input_length > longest:
-                raise ValueError(f"--max-input-length {limits.max_input_length} is more than the model takes "
+                raise SettingError(f"--max-input-length {limits.max_input_length} is more than the model takes "
                                  f"({longest} tokens)")
             self.tokenizer.model_max_length = longest = limits.max_input_length
         self.max_input_length = longest
         if limits.max_batch_tokens < longest:
-            raise ValueError(f"--max-batch-tokens {limits.max_batch_tokens} is less than the longest input allowed "
+            raise SettingError(f"--max-batch-tokens {limits.max_batch_tokens} is less than the longest input allowed "
                              f"({longest} tokens): such an input could never run; raise it or lower "
                              "--max-input-length")
 

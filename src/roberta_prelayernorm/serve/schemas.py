@@ -7,6 +7,8 @@ from typing import List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import SettingError
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -20,7 +22,7 @@ def texts(value, pairs: bool = False):
         isinstance(item, str) and item or pairs and isinstance(item, list) and len(item) == 2
         and all(isinstance(text, str) and text for text in item) for item in items)
     if not good:
-        raise ValueError(f"must be {allowed}, got {str(value)[:80]!r}")
+        raise SettingError(f"must be {allowed}, got {str(value)[:80]!r}")
     return value
 
 
@@ -28,7 +30,7 @@ def objects(value, keys: tuple):
     """`value` if it is an object with `keys`, or a non-empty list of them."""
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(item, dict) and set(item) == set(keys) for item in items):
-        raise ValueError(f"must be an object with keys {list(keys)} or a non-empty list of them, "
+        raise SettingError(f"must be an object with keys {list(keys)} or a non-empty list of them, "
                          f"got {str(value)[:80]!r}")
     return value
 

@@ -9,6 +9,7 @@ Adding a task is adding a file here (its Task subclass, with its Options) and it
 
 from __future__ import annotations
 
+from ..errors import SettingError
 from .base import Task
 from .masked_lm import MaskedLM
 from .multiple_choice import MultipleChoice
@@ -37,7 +38,7 @@ def make_task(name: str, tokenizer, max_length: int = 128, **options) -> Task:
     """The Task object for training name `name` (one of TASKS); `options` may hold every task's options
     (OPTION_NAMES): each task takes its own."""
     if name not in TASKS:
-        raise ValueError(f"task={name!r} is not one of {', '.join(TASKS)}")
+        raise SettingError(f"task={name!r} is not one of {', '.join(TASKS)}")
     unknown = set(options) - set(OPTION_NAMES)
     if unknown:
         raise TypeError(f"make_task got unexpected option(s) {sorted(unknown)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import SettingError
 from ..flags import flag, need
 from . import metrics
 from .base import MASK_MODES, Options, Task, record_text
@@ -45,7 +46,7 @@ class MaskedLM(Task):
     def __init__(self, tokenizer, max_length: int = 128, **options):
         super().__init__(tokenizer, max_length, **options)
         if tokenizer.mask_token_id is None:
-            raise ValueError("the tokenizer has no mask token; masked-lm needs one")
+            raise SettingError("the tokenizer has no mask token; masked-lm needs one")
 
     @classmethod
     def predicted_share(cls, options) -> float:

@@ -14,6 +14,8 @@ import string
 from collections import Counter
 from typing import Sequence
 
+from ..errors import SettingError
+
 
 def accuracy(predictions: Sequence, references: Sequence) -> float:
     """Fraction of predictions equal to their reference (also multiple-choice accuracy)."""
@@ -119,7 +121,7 @@ def entity_scores(predictions: Sequence[Sequence[str]], references: Sequence[Seq
     predicted, true = set(), set()
     for n, (p, r) in enumerate(zip(predictions, references)):
         if len(p) != len(r):
-            raise ValueError(f"sentence {n} has {len(p)} predicted tags but {len(r)} reference tags")
+            raise SettingError(f"sentence {n} has {len(p)} predicted tags but {len(r)} reference tags")
         predicted |= {(n, *e) for e in entities(p)}
         true |= {(n, *e) for e in entities(r)}
     tp = len(predicted & true)
@@ -176,6 +178,6 @@ def perplexity(loss: float) -> float:
 
 def _same_length(a: Sequence, b: Sequence) -> None:
     if len(a) != len(b):
-        raise ValueError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
+        raise SettingError(f"predictions and references differ in length: {len(a)} vs {len(b)}")
     if not len(a):
-        raise ValueError("predictions and references are empty: a metric needs at least one example")
+        raise SettingError("predictions and references are empty: a metric needs at least one example")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import SettingError
 from ..flags import flag, need
 from . import metrics
 from .base import Options, Task, record_text
@@ -27,7 +28,7 @@ def question_windows(tokenizer, question: str, context: str, max_length: int, st
     specials = tokenizer.num_special_tokens_to_add(pair=True)
     room = window_room(max_length, specials, len(tokenizer(question, add_special_tokens=False)["input_ids"]))
     if stride >= room:
-        raise ValueError(no_room(room, specials))
+        raise SettingError(no_room(room, specials))
     return tokenizer(question, context, truncation="only_second", max_length=max_length, stride=stride,
                      return_overflowing_tokens=True, return_offsets_mapping=True)
 

@@ -16,8 +16,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..errors import MissingFileError, SettingError
 
-class DataError(ValueError):
+
+class DataError(SettingError):
     """A record is malformed: the message names the file, the line and the field."""
 
     def __init__(self, where: "Where", field: str, problem: str):
@@ -68,17 +70,17 @@ def read_records(path: str) -> list[Record]:
     if os.path.isdir(path):
         return _read_dataset(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"data file {path!r} does not exist")
+        raise MissingFileError(f"data file {path!r} does not exist")
     extension = os.path.splitext(path)[1].lower()
     if extension in (".jsonl", ".json", ".ndjson"):
         records = _read_jsonl(path)
     elif extension in (".csv", ".tsv"):
         records = _read_csv(path, "\t" if extension == ".tsv" else ",")
     else:
-        raise ValueError(f"data file {path!r} has extension {extension!r}; allowed: .jsonl, .json, .csv, .tsv "
+        raise SettingError(f"data file {path!r} has extension {extension!r}; allowed: .jsonl, .json, .csv, .tsv "
                          "(or a folder written by datasets' save_to_disk)")
     if not records:
-        raise ValueError(f"data file {path!r} holds no records")
+        raise SettingError(f"data file {path!r} holds no records")
     return records
 
 
@@ -166,9 +168,9 @@ def _read_dataset(path: str) -> list[Record]:
     try:
         import datasets  # optional: only needed for folders written by datasets' save_to_disk
     except ImportError:
-        raise ValueError(f"{path!r} is a folder; reading a saved dataset needs the optional `datasets` package "
+        raise SettingError(f"{path!r} is a folder; reading a saved dataset needs the optional `datasets` package "
                          "(pip install datasets), or pass a .jsonl/.csv file") from None
     dataset = datasets.load_from_disk(path)
     if isinstance(dataset, datasets.DatasetDict):
-        raise ValueError(f"{path!r} holds splits {list(dataset)}; pass the folder of one split")
+        raise SettingError(f"{path!r} holds splits {list(dataset)}; pass the folder of one split")
     return [Record(dict(row), Where(path, i, "row")) for i, row in enumerate(dataset)]

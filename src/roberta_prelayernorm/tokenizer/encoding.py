@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Optional
 
+from ..errors import SettingError
+
 TENSOR_TYPES = ("pt", "np")
 
 CharSpan = namedtuple("CharSpan", ["start", "end"])
@@ -70,7 +72,7 @@ class BatchEncoding(dict):
             try:
                 self[key] = convert(value)
             except (ValueError, TypeError) as err:
-                raise ValueError(
+                raise SettingError(
                     f"cannot make a tensor of {key!r}: its sequences have different lengths. Pass padding=True "
                     "(and truncation=True for texts longer than max_length) to get rectangular batches."
                 ) from err
@@ -85,7 +87,7 @@ class BatchEncoding(dict):
 
     def _encoding(self, batch_index: int):
         if not self._encodings:
-            raise ValueError("alignment methods need the encodings of a tokenizer call (pad() output has none)")
+            raise SettingError("alignment methods need the encodings of a tokenizer call (pad() output has none)")
         return self._encodings[batch_index]
 
     def _index(self, batch_or_index: int, index: Optional[int]):
@@ -156,7 +158,7 @@ class BatchEncoding(dict):
 
 def check_tensor_type(value) -> None:
     if value not in TENSOR_TYPES:
-        raise ValueError(f"return_tensors={value!r} is not supported; use 'pt' (torch), 'np' (numpy) or None")
+        raise SettingError(f"return_tensors={value!r} is not supported; use 'pt' (torch), 'np' (numpy) or None")
 
 
 def to_python(value):

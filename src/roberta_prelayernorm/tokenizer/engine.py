@@ -7,6 +7,7 @@ from typing import Optional
 
 from tokenizers import Tokenizer
 
+from ..errors import SettingError
 from .formats import with_prefix_space
 from .request import EncodeRequest, Strategies, window_room
 
@@ -77,7 +78,7 @@ class Engine:
             # ...and panics where a window has no room past the stride that check_room_past_stride cannot
             # foresee (longest_first shares the room between both texts by the engine's own rule).
             if type(err).__name__ == "PanicException":
-                raise ValueError(
+                raise SettingError(
                     f"stride={request.stride} leaves no room for the text being cut: with truncation="
                     f"{strategies.truncation!r} and max_length={strategies.max_length}, each window holds no more "
                     "than stride tokens of it (the other text and the special tokens take the rest); lower stride "
@@ -85,7 +86,7 @@ class Engine:
                 ) from None
             if "Truncation error" not in str(err):
                 raise
-            raise ValueError(
+            raise SettingError(
                 f"truncation={strategies.truncation!r} with max_length={strategies.max_length} cannot be applied to "
                 f"this input ({err}); use truncation='longest_first', or 'only_second'/'only_first' with pairs whose "
                 "chosen text is long enough to cut"
@@ -103,7 +104,7 @@ class Engine:
         for item, encoding in zip(kept, encodings):
             room = window_room(max_length, special_tokens, len(encoding.ids))
             if stride >= room:
-                raise ValueError(
+                raise SettingError(
                     f"stride={stride} leaves no room for the text being cut: with truncation={truncation!r} and "
                     f"max_length={max_length}, {item!r} and the {special_tokens} special tokens leave "
                     f"{max(room, 0)} tokens per window; stride must be smaller (or max_length larger)"

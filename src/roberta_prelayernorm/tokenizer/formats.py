@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
+from ..errors import SettingError
 from ..files import atomic_folder, atomic_write_text
 from ..hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
 
@@ -176,7 +177,7 @@ def read_backend(vocab_file=None, merges_file=None, tokenizer_file=None, tokeniz
     elif tokenizer_file is not None or (vocab_file is not None and merges_file is not None):
         backend = read_files(tokenizer_file, vocab_file, merges_file)
     else:
-        raise ValueError("give vocab_file and merges_file, tokenizer_file, or tokenizer_object")
+        raise SettingError("give vocab_file and merges_file, tokenizer_file, or tokenizer_object")
     backend.no_truncation()
     backend.no_padding()
     return backend
@@ -196,7 +197,7 @@ def read_files(tokenizer_file, vocab_file, merges_file) -> Tokenizer:
                 bad = merges_file
             except ValueError:
                 bad = vocab_file
-        raise ValueError(f"cannot read tokenizer file {os.fspath(bad)}: {err} (truncated or corrupt?)") from None
+        raise SettingError(f"cannot read tokenizer file {os.fspath(bad)}: {err} (truncated or corrupt?)") from None
 
 
 def train_backend(texts: Iterable[str], vocab_size: int, min_frequency: int) -> Tokenizer:
@@ -205,7 +206,7 @@ def train_backend(texts: Iterable[str], vocab_size: int, min_frequency: int) -> 
 
 
     if vocab_size < 261:
-        raise ValueError(f"vocab_size={vocab_size} is too small: 4 special tokens + 256 bytes + <mask> need 261")
+        raise SettingError(f"vocab_size={vocab_size} is too small: 4 special tokens + 256 bytes + <mask> need 261")
     learner = Tokenizer(models.BPE())
     learner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
@@ -285,7 +286,7 @@ def as_special_token(value, lstrip: bool = False) -> AddedToken:
     if isinstance(value, str):
         # RoBERTa's mask token eats the space before it ("a <mask>" -> "a", "<mask>") and is matched on raw text.
         return AddedToken(value, lstrip=lstrip, rstrip=False, normalized=not lstrip, special=True)
-    raise ValueError(f"a special token must be a str, dict or tokenizers.AddedToken, got {value!r}")
+    raise SettingError(f"a special token must be a str, dict or tokenizers.AddedToken, got {value!r}")
 
 
 def as_added_token(value) -> AddedToken:
@@ -319,9 +320,9 @@ def read_json(path: Optional[str]) -> dict:
         try:
             value = json.load(handle)
         except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-            raise ValueError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+            raise SettingError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}")
+        raise SettingError(f"{path} must hold a JSON object, got {type(value).__name__}")
     return value
 
 
@@ -356,7 +357,7 @@ def check_config(path: str, config: dict) -> None:
     for name, (ok, allowed) in CONFIG_TYPES.items():
         value = config.get(name)
         if value is not None and not ok(value):
-            raise ValueError(f"{path}: {name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
+            raise SettingError(f"{path}: {name} must be {allowed}, got {type(value).__name__} {value!r:.80}")
 
 
 def added_token(backend: Tokenizer, text: str) -> AddedToken:

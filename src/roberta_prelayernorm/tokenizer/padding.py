@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..errors import SettingError
 from .request import Strategies
 
 
@@ -16,7 +17,7 @@ def pad_inputs(inputs: dict, strategies: Strategies, pad_to_multiple_of: Optiona
     single = not ids or not isinstance(ids[0], (list, tuple))
     rows = [inputs] if single else [{key: value[i] for key, value in inputs.items()} for i in range(len(ids))]
     if not single and any(len(value) != len(ids) for value in inputs.values()):
-        raise ValueError("pad(): the values of the encodings have different batch sizes")
+        raise SettingError("pad(): the values of the encodings have different batch sizes")
     if padding == "longest":
         max_length = max((len(row["input_ids"]) for row in rows), default=0)
     if padding != "do_not_pad" and pad_to_multiple_of is not None and max_length % pad_to_multiple_of:

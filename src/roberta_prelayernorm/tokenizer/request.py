@@ -8,6 +8,8 @@ import logging
 import warnings
 from typing import Optional, Union
 
+from ..errors import SettingError
+
 logger = logging.getLogger(__name__)
 
 # transformers' "no limit" model_max_length, kept identical so saved configs round-trip between the two.
@@ -62,9 +64,9 @@ def resolve(
     """Normalise padding/truncation/max_length as transformers' _get_padding_truncation_strategies does.
     `has_pad_token()` tells whether the tokenizer can pad (asked only where padding is on)."""
     if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
-        raise ValueError(f"max_length must be an int >= 0 or None, got {max_length!r}")
+        raise SettingError(f"max_length must be an int >= 0 or None, got {max_length!r}")
     if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
-        raise ValueError(f"pad_to_multiple_of must be an int >= 1 or None, got {pad_to_multiple_of!r}")
+        raise SettingError(f"pad_to_multiple_of must be an int >= 1 or None, got {pad_to_multiple_of!r}")
     # transformers' backward compatibility: max_length alone turns truncation on.
     if max_length is not None and padding is False and truncation is None:
         truncation = "longest_first"
@@ -78,13 +80,13 @@ def resolve(
     elif padding is False or padding is None:
         padding = "do_not_pad"
     elif padding not in PADDING_STRATEGIES:
-        raise ValueError(f"padding={padding!r} is not valid; use True, False or one of {PADDING_STRATEGIES}")
+        raise SettingError(f"padding={padding!r} is not valid; use True, False or one of {PADDING_STRATEGIES}")
     if truncation is True:
         truncation = "longest_first"
     elif truncation is False or truncation is None:
         truncation = "do_not_truncate"
     elif truncation not in TRUNCATION_STRATEGIES:
-        raise ValueError(
+        raise SettingError(
             f"truncation={truncation!r} is not valid; use True, False or one of {TRUNCATION_STRATEGIES}"
         )
     # transformers' PaddingStrategy / TruncationStrategy are str enums: their values, not str() (which names the
@@ -94,7 +96,7 @@ def resolve(
     unlimited = model_max_length > LARGE_INTEGER
     if max_length is None and padding == "max_length":
         if unlimited:
-            raise ValueError(
+            raise SettingError(
                 "padding='max_length' needs a length: pass max_length=, or load the tokenizer with "
                 "model_max_length= (this one has no model_max_length)"
             )
@@ -110,7 +112,7 @@ def resolve(
         else:
             max_length = model_max_length
     if padding != "do_not_pad" and not has_pad_token():
-        raise ValueError(
+        raise SettingError(
             f"padding={padding!r} needs a pad token and this tokenizer has none: set one with "
             "tokenizer.pad_token = tokenizer.eos_token or tokenizer.add_special_tokens({'pad_token': '<pad>'})"
         )
@@ -121,7 +123,7 @@ def resolve(
         and max_length is not None
         and max_length % pad_to_multiple_of != 0
     ):
-        raise ValueError(
+        raise SettingError(
             f"truncation and padding are both on, but max_length={max_length} is not a multiple of "
             f"pad_to_multiple_of={pad_to_multiple_of}"
         )
@@ -140,7 +142,7 @@ def batch_inputs(text, text_pair, is_split_into_words: bool) -> tuple[list, bool
         batched = isinstance(text, (list, tuple))
     if batched:
         if text_pair is not None and (isinstance(text_pair, str) or len(text_pair) != len(text)):
-            raise ValueError(
+            raise SettingError(
                 f"text is a batch of {len(text)}, so text_pair must be a list of the same length; got "
                 f"{'a str' if isinstance(text_pair, str) else f'a list of {len(text_pair)}'}"
             )
@@ -155,13 +157,13 @@ def check_window(max_length: int, stride: int, added: int) -> None:
     """Truncation to max_length must leave room for text past the `added` special tokens, and overflowing
     windows must move: stride smaller than that room."""
     if max_length <= added:
-        raise ValueError(
+        raise SettingError(
             f"max_length={max_length} leaves no room for text: it must be larger than the {added} special "
             "tokens added to each sequence"
         )
     room = window_room(max_length, added, kept_tokens=0)
     if stride >= room:
-        raise ValueError(
+        raise SettingError(
             f"stride={stride} must be smaller than max_length={max_length} minus the {added} special tokens "
             f"({room}): each overflowing window moves by max_length - specials - stride tokens"
         )
@@ -176,14 +178,14 @@ def window_room(max_length: int, special_tokens: int, kept_tokens: int) -> int:
 
 def check_side(name: str, value: str) -> str:
     if value not in ("right", "left"):
-        raise ValueError(f"{name}={value!r} is not valid; use 'right' or 'left'")
+        raise SettingError(f"{name}={value!r} is not valid; use 'right' or 'left'")
     return value
 
 
 def check_text(name: str, value, is_split_into_words: bool) -> None:
     if isinstance(value, str):
         if is_split_into_words:
-            raise ValueError(
+            raise SettingError(
                 f"{name} is a str but is_split_into_words=True expects a list of words (list[str]) or a batch "
                 "of them (list[list[str]])"
             )
@@ -194,7 +196,7 @@ def check_text(name: str, value, is_split_into_words: bool) -> None:
             return
         if isinstance(first, (list, tuple)) and (not first or isinstance(first[0], str)):
             return
-    raise ValueError(
+    raise SettingError(
         f"{name} must be a str (one text), list[str] (a batch, or one pre-split text with "
         f"is_split_into_words=True) or list[list[str]] (a batch of pre-split texts); got {type(value).__name__}"
     )

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from tokenizers import AddedToken
 
+from ..errors import SettingError
 from .formats import ROBERTA_SPECIAL_TOKENS, SPECIAL_TOKENS_ATTRIBUTES, as_added_token, as_special_token
 
 
@@ -98,7 +99,7 @@ class SpecialTokensMixin:
         for key, value in special_tokens_dict.items():
             if key == "additional_special_tokens":
                 if not isinstance(value, (list, tuple)):
-                    raise ValueError(f"additional_special_tokens must be a list of tokens, got {value!r}")
+                    raise SettingError(f"additional_special_tokens must be a list of tokens, got {value!r}")
                 new = [as_special_token(token) for token in value]
                 names = [token.content for token in new]
                 if replace_additional_special_tokens:
@@ -108,12 +109,12 @@ class SpecialTokensMixin:
                 tokens += new
             elif key in SPECIAL_TOKENS_ATTRIBUTES:
                 if not isinstance(value, (str, AddedToken)):
-                    raise ValueError(f"{key} must be a str or tokenizers.AddedToken, got {value!r}")
+                    raise SettingError(f"{key} must be a str or tokenizers.AddedToken, got {value!r}")
                 token = as_special_token(value)
                 self._special_tokens[key] = token.content
                 tokens.append(token)
             else:
-                raise ValueError(
+                raise SettingError(
                     f"unknown special token key {key!r}; allowed: {list(SPECIAL_TOKENS_ATTRIBUTES)} and "
                     "'additional_special_tokens'"
                 )

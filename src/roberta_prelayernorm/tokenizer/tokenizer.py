@@ -12,6 +12,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 from tokenizers import AddedToken, Tokenizer
 
+from ..errors import SettingError
 from .encoding import BatchEncoding, check_tensor_type, tensor_type_of, to_python
 from .engine import Engine, clean_up_tokenization, model_inputs
 from .formats import (
@@ -229,7 +230,7 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             raise TypeError(f"batch_text_or_text_pairs must be a list or tuple, got {type(batch_text_or_text_pairs)}")
         pairs = [item for item in batch_text_or_text_pairs if isinstance(item, tuple)]
         if pairs and len(pairs) != len(batch_text_or_text_pairs):
-            raise ValueError("batch_text_or_text_pairs mixes texts and (text, text_pair) tuples")
+            raise SettingError("batch_text_or_text_pairs mixes texts and (text, text_pair) tuples")
         if pairs:
             return self([a for a, _ in pairs], [b for _, b in pairs], **kwargs)
         if not batch_text_or_text_pairs:  # with is_split_into_words, [] alone would read as one empty text
@@ -250,7 +251,7 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             check_tensor_type(request.return_tensors)
         stride = request.stride
         if not isinstance(stride, int) or stride < 0:
-            raise ValueError(f"stride must be an int >= 0, got {stride!r}")
+            raise SettingError(f"stride must be an int >= 0, got {stride!r}")
         strategies = self._strategies(
             request.padding, request.truncation, request.max_length, request.pad_to_multiple_of, request.verbose
         )
@@ -327,7 +328,7 @@ class RobertaPreLayerNormTokenizer(SpecialTokensMixin):
             encoded_inputs = {key: [example[key] for example in encoded_inputs] for key in encoded_inputs[0]}
         if not isinstance(encoded_inputs, dict) or "input_ids" not in encoded_inputs:
             keys = list(encoded_inputs.keys()) if isinstance(encoded_inputs, dict) else type(encoded_inputs).__name__
-            raise ValueError(f"pad() needs an encoding or list of encodings with input_ids; got {keys}")
+            raise SettingError(f"pad() needs an encoding or list of encodings with input_ids; got {keys}")
         if return_tensors is None:
             return_tensors = tensor_type_of(encoded_inputs["input_ids"])
         elif return_tensors is not None:

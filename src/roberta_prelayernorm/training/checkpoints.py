@@ -15,6 +15,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from ..errors import MissingFileError, SettingError
 from ..files import (atomic_folder, atomic_write, atomic_write_text, check_output, exclusive_lock, link_or_copy,
                      recover_folder)
 from ..hub import CheckpointError
@@ -40,11 +41,11 @@ def fresh_output(output_dir: str, overwrite: bool, remove: bool) -> None:
     (best/, last/ or metrics.jsonl) wants --overwrite, which removes those (when `remove`)."""
     folder = os.path.join(output_dir, "checkpoints")
     if os.path.isdir(folder) and any(n.startswith("step-") for n in os.listdir(folder)):
-        raise ValueError(f"output_dir={output_dir!r} already holds checkpoints; pass resume=True (--resume) "
+        raise SettingError(f"output_dir={output_dir!r} already holds checkpoints; pass resume=True (--resume) "
                          "to continue that run, or choose another output folder")
     finished = [name for name in ("best", "last", "metrics.jsonl") if os.path.exists(os.path.join(output_dir, name))]
     if finished and not overwrite:
-        raise ValueError(f"output_dir={output_dir!r} holds a finished run ({', '.join(finished)}); pass "
+        raise SettingError(f"output_dir={output_dir!r} holds a finished run ({', '.join(finished)}); pass "
                          "overwrite=True (--overwrite) to replace it, or choose another output folder")
     for name in finished if remove else ():
         path = os.path.join(output_dir, name)
@@ -122,7 +123,7 @@ def agreed_checkpoint(path: str, distributed) -> str:
     dist.all_gather_object(everyone, (socket.gethostname(), found))
     if len({f for _, f in everyone}) > 1 or folder is None:
         seen = "; ".join(f"rank {rank} on {host}: {f}" for rank, (host, f) in enumerate(everyone))
-        raise FileNotFoundError(f"resume={path!r}: every process must find the same checkpoint, and they found: "
+        raise MissingFileError(f"resume={path!r}: every process must find the same checkpoint, and they found: "
                                 f"{seen}; every machine needs the same checkpoints/step-N/ (copy the output folder to "
                                 "each, or use a shared disk)")
     return folder
@@ -136,7 +137,7 @@ def find_checkpoint(path: str) -> str:
     steps = sorted(name for name in os.listdir(folder) if name.startswith("step-")
                    and os.path.isfile(os.path.join(folder, name, STATE_FILE))) if os.path.isdir(folder) else []
     if not steps:
-        raise FileNotFoundError(f"resume={path!r}: no checkpoint there (looked for {STATE_FILE} in it and for "
+        raise MissingFileError(f"resume={path!r}: no checkpoint there (looked for {STATE_FILE} in it and for "
                                 f"checkpoints/step-*/ under it)")
     return os.path.join(folder, steps[-1])
 
@@ -192,7 +193,7 @@ def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed
     changed = [f"{name}={before[name]!r} then, {settings.get(name)!r} now" for name in before
                if before[name] != settings.get(name)]
     if changed:
-        raise ValueError(f"cannot resume from {folder}: the run would not continue exactly, since "
+        raise SettingError(f"cannot resume from {folder}: the run would not continue exactly, since "
                          f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
                          "another output folder")
     model = state.model

@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import SettingError
 from ..files import atomic_write, atomic_write_text, exclusive_lock
 
 METADATA = "corpus.json"
@@ -29,7 +30,7 @@ CHUNKS = ".chunks"
 FORMAT_VERSION = 1
 
 
-class CorpusError(ValueError):
+class CorpusError(SettingError):
     """A corpus folder that cannot be written or read as asked."""
 
 

@@ -14,8 +14,10 @@ from typing import Optional
 
 import torch
 
+from ..errors import UserError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite (training stops unless on_nonfinite="skip")."""
 
 

@@ -9,6 +9,9 @@ gradient clipping, bf16 and torch.compile on GPUs.
 
 from __future__ import annotations
 
+from ..errors import SettingError
+
+
 RECIPES = {
     "efficient-mlm": {
         "task": "masked-lm",
@@ -28,17 +31,17 @@ def recipe_settings(name: str, task: str, given: dict, batch_size: int = 16, wor
     (batch_size x world_size), unless grad_accum is given.
     """
     if name not in RECIPES:
-        raise ValueError(f"recipe={name!r} is not known; use one of {', '.join(RECIPES)}")
+        raise SettingError(f"recipe={name!r} is not known; use one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     if task != recipe["task"]:
-        raise ValueError(f"recipe={name!r} is a {recipe['task']} recipe, but task={task!r}")
+        raise SettingError(f"recipe={name!r} is a {recipe['task']} recipe, but task={task!r}")
     settings = dict(recipe["settings"], precision="bf16" if cuda else "fp32", compile=cuda)
     if "epochs" in given:  # the user's length of training instead of the recipe's updates
         settings.pop("max_steps")
     if "grad_accum" not in given:
         sequences, per_micro_batch = recipe["sequences_per_update"], batch_size * world_size
         if sequences % per_micro_batch:
-            raise ValueError(f"recipe={name!r}: batch_size={batch_size} x {world_size} processes does not divide "
+            raise SettingError(f"recipe={name!r}: batch_size={batch_size} x {world_size} processes does not divide "
                              f"its {sequences} sequences per update; use a batch size that does (e.g. 32)")
         settings["grad_accum"] = sequences // per_micro_batch
     return {**settings, **given}

@@ -13,6 +13,8 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from ..errors import SettingError
+
 
 @dataclass
 class Distributed:
@@ -59,7 +61,7 @@ def training_device(device: Optional[str], local_rank: int, precision: str) -> t
     if device.type == "cuda":
         torch.cuda.set_device(device)
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(device)}; "
+            raise SettingError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(device)}; "
                              "use 'fp16' or 'fp32'")
     return device
 

@@ -30,6 +30,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
+from ..errors import MissingFileError, SettingError
 from ..files import append_text, atomic_write_text, check_output, exclusive_lock
 from ..jsonout import dumps
 from ..tasks import OPTION_NAMES, TASKS, Task, make_task
@@ -82,7 +83,7 @@ def adopt_labels(task: Task, model) -> None:
     overrides = task.config_overrides()
     if "id2label" in overrides:
         if model.config.num_labels != len(overrides["id2label"]):
-            raise ValueError(f"the model has num_labels={model.config.num_labels} but the training data has "
+            raise SettingError(f"the model has num_labels={model.config.num_labels} but the training data has "
                              f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
         model.config.update(overrides)
 
@@ -94,7 +95,7 @@ def check_length(max_length: int, tokenizer, model_config) -> None:
 
     limit = max_sequence_length(model_config)
     if max_length > limit:
-        raise ValueError(f"max_length={max_length} is longer than the model takes: {limit} tokens "
+        raise SettingError(f"max_length={max_length} is longer than the model takes: {limit} tokens "
                          f"(max_position_embeddings={model_config.max_position_embeddings} less RoBERTa's offset "
                          f"{model_config.pad_token_id + 1}); use --max-length {limit} or less")
     fit_to_model(tokenizer, model_config)
@@ -104,11 +105,11 @@ def training_features(config: TrainingConfig, task: Task, tokenizer):
     """The features of config.train, the task fitted to its records (label set); a tokenize-corpus folder
     (masked-lm only) gives its blocks, read on demand."""
     if config.train is None:
-        raise ValueError("config.train is not set: give a training data file")
+        raise SettingError("config.train is not set: give a training data file")
     if corpus.is_corpus(config.train):
         if not task.reads_corpus:
             readers = " or ".join(f"task={name!r}" for name, cls in TASKS.items() if cls.reads_corpus)
-            raise ValueError(f"train={config.train!r} is a tokenized corpus, which only {readers} reads")
+            raise SettingError(f"train={config.train!r} is a tokenized corpus, which only {readers} reads")
         return corpus.CorpusBlocks(config.train, config.max_length, tokenizer)
     records = read_records(config.train)
     task.fit(records)
@@ -132,14 +133,14 @@ class Trainer:
         if tokenizer is None:
             source = config.tokenizer or config.model
             if source is None:
-                raise ValueError("no tokenizer: pass tokenizer=..., or set config.tokenizer or config.model")
+                raise SettingError("no tokenizer: pass tokenizer=..., or set config.tokenizer or config.model")
             tokenizer = AutoTokenizer.from_pretrained(source)
         self.tokenizer = tokenizer
         if model is None and config.model is None:
-            raise ValueError("no model: pass model=..., or set config.model to a folder or hub id")
+            raise SettingError("no model: pass model=..., or set config.model to a folder or hub id")
         for path in (config.train, config.validation):  # the cheap checks first: files, then lengths
             if path is not None and not os.path.exists(path):
-                raise FileNotFoundError(f"data file {path!r} does not exist")
+                raise MissingFileError(f"data file {path!r} does not exist")
         # The length is checked against the model before the data is tokenized (its config suffices).
         check_length(max_length=config.max_length, tokenizer=tokenizer,
                      model_config=model.config if model is not None else model_config(config.model))
@@ -158,7 +159,7 @@ class Trainer:
         else:
             adopt_labels(self.task, model)
         if model.config.vocab_size < len(tokenizer):
-            raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+            raise SettingError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
                              f"{model.config.vocab_size}; use the model's own tokenizer")
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
@@ -237,7 +238,7 @@ class Trainer:
         cfg = self.config
         total = self.total_steps()
         if self.steps_per_epoch() == 0:
-            raise ValueError(f"{cfg.train} gives {len(self.train_features)} features: too few for "
+            raise SettingError(f"{cfg.train} gives {len(self.train_features)} features: too few for "
                              f"{self.dist.world_size} processes")
         optimizer, scheduler = self._optimizer(total)
         state = TrainState(self.model, optimizer, scheduler,
@@ -405,7 +406,7 @@ class Trainer:
         if examples is None:
             examples, features = self.eval_examples, self.eval_features
             if examples is None:
-                raise ValueError("no validation data: set config.validation or pass examples and features")
+                raise SettingError("no validation data: set config.validation or pass examples and features")
         elif features is None:
             features = self.task.features(examples)
         return evaluate_model(self.eval_module, self.task, examples, features, self.config.eval_batch_size or
@@ -536,7 +537,7 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
 
     for name, value in (("batch_size", batch_size), ("max_length", max_length)):
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} is not allowed: an int >= 1")
+            raise SettingError(f"{name}={value!r} is not allowed: an int >= 1")
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     task_object = make_task(task, tokenizer, max_length, **task_options)
@@ -549,7 +550,7 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     features = task_object.features(examples)
     target = choose_device(device)
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise SettingError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     loaded = loaded.to(target)
     return evaluate_model(torch.compile(loaded) if compile else loaded, task_object, examples, features, batch_size,
                           target, autocast(precision, target), compiled=compile)
