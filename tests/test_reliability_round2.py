@@ -444,3 +444,24 @@ def test_an_int8_model_cast_to_bf16_says_so(heads):
     model(torch.tensor([[0, 5, 2]]))
     with pytest.raises(ValueError, match="has int8 layers, which take float32, but it was cast to torch.bfloat16"):
         model.to(torch.bfloat16)(torch.tensor([[0, 5, 2]]))
+
+
+def test_only_user_errors_exit_2_and_internal_errors_say_so(monkeypatch, tmp_path):
+    """A UserError (or the system's error about a named file) is the user's: exit 2, one line; any other error,
+    a ValueError from a bug included, is internal: exit 1, said so, with the hint to --debug."""
+    from roberta_prelayernorm.errors import SettingError
+    from roberta_prelayernorm.training import cli as training_cli
+
+    def failing(error):
+        def run(args):
+            raise error
+        return run
+
+    cases = [(SettingError("epochs=-1 is not allowed"), 2, "error: epochs=-1"),
+             (FileNotFoundError(2, "No such file or directory", str(tmp_path / "x")), 2, "x"),
+             (ValueError("math domain error"), 1, "internal error; --debug shows where"),
+             (KeyError("oops"), 1, "internal error")]
+    for error, expected, text in cases:
+        monkeypatch.setattr(training_cli, "run_evaluate", failing(error))
+        code, _, err = run_cli("evaluate", "--task", "sequence-classification", "--model", "m", "--data", "d")
+        assert code == expected and text in err and len(err.strip().splitlines()) == 1, (error, code, err)
