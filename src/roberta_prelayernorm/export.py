@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .errors import SettingError
 from .files import atomic_folder, check_new_folder, copy_tokenizer
@@ -90,9 +91,12 @@ def export_onnx(model, path: str, opset=None) -> None:
     if rank == 3:
         dims.insert(1, torch.export.Dim("choices", min=1))
     shapes = tuple({i: dim for i, dim in enumerate(dims)} for _ in batch)
-    program = torch.onnx.export(exportable(model), tuple(batch.values()), dynamo=True, dynamic_shapes=shapes,
-                                input_names=list(batch), output_names=list(output_names(model)),
-                                opset_version=opset, external_data=False, verbose=False)
+    with warnings.catch_warnings():
+        # Every input shares these Dims; torch says once per input that it names the axis after the first one.
+        warnings.filterwarnings("ignore", message="# The axis name", category=UserWarning)
+        program = torch.onnx.export(exportable(model), tuple(batch.values()), dynamo=True, dynamic_shapes=shapes,
+                                    input_names=list(batch), output_names=list(output_names(model)),
+                                    opset_version=opset, external_data=False, verbose=False)
     program.save(path)
 
 
