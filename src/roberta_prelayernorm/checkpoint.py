@@ -475,6 +475,7 @@ def resolve_dtype(requested, config: RobertaPreLayerNormConfig, state: dict) -> 
         return requested
     name = str(requested).replace("torch.", "")
     if name not in ("float32", "float16", "bfloat16", "float64"):
-        raise SettingError(f"torch_dtype={requested!r} is not one of 'auto', 'float32', 'float16', 'bfloat16', 'float64'")
+        raise SettingError(f"torch_dtype={requested!r} is not one of 'auto', 'float32', 'float16', 'bfloat16', "
+                           "'float64'")
     return getattr(torch, name)
 

@@ -186,7 +186,7 @@ class RobertaPreLayerNormConfig:
             )
         if sorted(self.id2label) != list(range(len(self.id2label))):
             raise SettingError(f"config.id2label must have the keys 0..{len(self.id2label) - 1} (one per class, in "
-                             f"order), got {sorted(self.id2label)}")
+                               f"order), got {sorted(self.id2label)}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise SettingError(f"config.problem_type={self.problem_type!r} is not one of {PROBLEM_TYPES} or None")
         if self.add_cross_attention and not self.is_decoder:
@@ -229,14 +229,15 @@ class RobertaPreLayerNormConfig:
         for name, bound in SIZE_BOUNDS.items():
             if getattr(self, name) > bound:
                 raise SettingError(f"config.{name}={getattr(self, name)} is larger than this package builds (at most "
-                                 f"{bound})")
+                                   f"{bound})")
         h = self.hidden_size
         parameters = ((self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h
                       + self.num_hidden_layers * (4 * h * h + 2 * h * self.intermediate_size))
         if parameters > MAX_PARAMETERS:
-            raise SettingError(f"config describes about {parameters:.2g} parameters (hidden_size={h}, num_hidden_layers="
-                             f"{self.num_hidden_layers}, intermediate_size={self.intermediate_size}, vocab_size="
-                             f"{self.vocab_size}), more than this package builds (at most {MAX_PARAMETERS:.0e})")
+            raise SettingError(f"config describes about {parameters:.2g} parameters (hidden_size={h}, "
+                               f"num_hidden_layers={self.num_hidden_layers}, intermediate_size="
+                               f"{self.intermediate_size}, vocab_size={self.vocab_size}), more than this package "
+                               f"builds (at most {MAX_PARAMETERS:.0e})")
 
     # -- dict / JSON ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:

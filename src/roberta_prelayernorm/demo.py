@@ -73,7 +73,7 @@ def run(args) -> int:
     held = sorted(os.listdir(args.output)) if args.output and os.path.isdir(args.output) else []
     if held and not args.overwrite:  # before any work, as train refuses a finished run
         raise SettingError(f"--output {args.output} is not empty (it holds {', '.join(held[:5])}); pass --overwrite "
-                         "to replace an earlier demo run there, or choose a new folder")
+                           "to replace an earlier demo run there, or choose a new folder")
     # Tiny models run faster on one thread than on several (thread hand-offs cost more than the matmuls).
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)

@@ -20,7 +20,7 @@ def as_device(device):
         raise SettingError(f"device={device!r} is not a device: use -1 or 'cpu', a GPU index (0, 1, ...), or 'cuda:0'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SettingError(f"device={str(device)!r}: CUDA is not available here (no GPU, or torch built without "
-                         "CUDA); use 'cpu'")
+                           "CUDA); use 'cpu'")
     backend = getattr(torch, device.type, None)  # torch.mps, torch.xpu...: each says whether it is usable here
     if device.type not in ("cpu", "cuda", "meta") and not getattr(backend, "is_available", lambda: False)():
         usable = "'cpu'" + (", 'cuda'" if torch.cuda.is_available() else "")

@@ -970,7 +970,7 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
                             ("num_return_sequences", setting(num_return_sequences, "num_return_sequences", 1))):
             if value != 1:
                 raise SettingError(f"{name}={value} is not supported: generate() decodes one sequence per prompt, "
-                                 "greedily or by sampling (transformers' RobertaPreLayerNormForCausalLM has beams)")
+                                   "greedily or by sampling (transformers' RobertaPreLayerNormForCausalLM has beams)")
         tokens = self._decode(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
                               eos_token_id, pad_token_id, encoder_hidden_states, encoder_attention_mask, generator)
         if setting(return_dict_in_generate, "return_dict_in_generate", False):

@@ -38,7 +38,7 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         raise SettingError(f"quantize_int8 runs on the CPU; the model is on {model.device}")
     if model.dtype != torch.float32:
         raise SettingError(f"quantize_int8 needs a float32 model (its int8 layers take float32 inputs); this one is "
-                         f"{model.dtype}: drop torch_dtype, or cast with model.float() first")
+                           f"{model.dtype}: drop torch_dtype, or cast with model.float() first")
     model = model if inplace else copy.deepcopy(model)
     tied = model.get_output_embeddings()  # shares its weight with the embeddings: left in float
     names = [name for name, module in model.named_modules()
@@ -56,7 +56,7 @@ def _check_float32(model: nn.Module, args) -> None:
     with a bare dtype message; say what happened instead."""
     if model.dtype != torch.float32:
         raise SettingError(f"this model has int8 layers, which take float32, but it was cast to {model.dtype}; "
-                         "use model.float(), or quantize a model kept in float32")
+                           "use model.float(), or quantize a model kept in float32")
 
 
 def full_range_available() -> bool:

@@ -17,6 +17,7 @@ from .base import DEFAULT_BATCH_SIZE
 
 # The one published RoBERTa-PreLayerNorm checkpoint is a masked LM; the other tasks need a fine-tuned model.
 DEFAULT_MODELS = {"fill-mask": "andreasmadsen/efficient_mlm_m0.40"}
+NOT_PIPELINES = ("base", "cli", "command")  # this package's modules that hold no task's pipeline
 
 
 @functools.cache
@@ -33,9 +34,6 @@ def pipeline_classes() -> tuple[type, ...]:
                       and cls.__module__ == f"{__name__}.{module.name}"]
     order = list(dict.fromkeys(TASKS.values()))
     return tuple(sorted(found, key=lambda cls: order.index(TASKS[cls.task])))
-
-
-NOT_PIPELINES = ("base", "cli", "command")  # this package's modules that hold no task's pipeline
 
 
 def pipeline_class(task: str) -> type:

@@ -78,7 +78,7 @@ class Pipeline:
         longest = max((len(feature["input_ids"]) for feature in features), default=0)
         if longest > limit:
             raise SettingError(f"the input is {longest} tokens long and the model takes at most {limit}; shorten it"
-                             + (" or pass truncation=True" if "truncation" in self.defaults else ""))
+                               + (" or pass truncation=True" if "truncation" in self.defaults else ""))
         return features
 
     def cut_for_truncation(self, text: str, options: dict, other: Optional[str] = None) -> str:

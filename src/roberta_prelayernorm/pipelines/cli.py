@@ -61,7 +61,7 @@ def read_inputs(command: Command, args) -> Iterator[tuple[str, object]]:
     if args.input in (None, "-"):
         if args.input is None and sys.stdin.isatty():
             raise SettingError(f"{command.name}: no input: give it as arguments, with --input FILE, or as JSON Lines "
-                             "on stdin (see --help)")
+                               "on stdin (see --help)")
         stdin = getattr(sys.stdin, "buffer", None)  # a replaced sys.stdin may be text only
         return numbered_lines("<stdin>", stdin if stdin is not None else
                               (line.encode("utf-8", "surrogatepass") for line in sys.stdin))

@@ -43,7 +43,7 @@ class FillMaskPipeline(Pipeline):
         check_int("top_k", top_k, 1)
         if top_k > self.model.config.vocab_size:
             raise SettingError(f"top_k={top_k} is more than the model's vocabulary of {self.model.config.vocab_size} "
-                             "tokens")
+                               "tokens")
         if self.tokenizer.mask_token_id is None:
             raise SettingError("fill-mask needs a tokenizer with a mask token; this one has none")
         if options["targets"] is not None:

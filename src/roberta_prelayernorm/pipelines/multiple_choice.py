@@ -55,7 +55,7 @@ class MultipleChoicePipeline(Pipeline):
     def preprocess(self, item, options):
         if not isinstance(item, dict) or set(item) != {"prompt", "choices"}:
             raise SettingError(f"a multiple-choice input must be a dict with keys 'prompt' and 'choices', got "
-                             f"{item!r:.80}")
+                               f"{item!r:.80}")
         prompt, choices = item["prompt"], item["choices"]
         if not isinstance(prompt, str):
             raise SettingError(f"prompt must be a string, got {prompt!r:.80}")

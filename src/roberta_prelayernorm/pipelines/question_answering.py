@@ -64,7 +64,8 @@ class QuestionAnsweringPipeline(Pipeline):
         if options["doc_stride"] is None:
             options["doc_stride"] = min(options["max_seq_len"] // 2, 128)
         if options["doc_stride"] > options["max_seq_len"]:
-            raise SettingError(f"doc_stride={options['doc_stride']} is larger than max_seq_len={options['max_seq_len']}")
+            raise SettingError(f"doc_stride={options['doc_stride']} is larger than "
+                               f"max_seq_len={options['max_seq_len']}")
         # Lengths no input could fit, refused here rather than on every input.
         limit = self.tokenizer.model_max_length
         if options["max_seq_len"] > limit:
@@ -72,8 +73,8 @@ class QuestionAnsweringPipeline(Pipeline):
         specials = self.tokenizer.num_special_tokens_to_add(pair=True)
         if options["max_seq_len"] < specials + 2 + options["doc_stride"]:
             raise SettingError(f"max_seq_len={options['max_seq_len']} leaves no room for a question and a context with "
-                             f"doc_stride={options['doc_stride']}: it must be at least {specials + 2} + doc_stride "
-                             f"({specials} special tokens, one question token and one context token)")
+                               f"doc_stride={options['doc_stride']}: it must be at least {specials + 2} + doc_stride "
+                               f"({specials} special tokens, one question token and one context token)")
         return options
 
     def split_inputs(self, inputs, kwargs):
@@ -92,13 +93,13 @@ class QuestionAnsweringPipeline(Pipeline):
             context = [context] * len(question)
         if isinstance(question, str) or len(question) != len(context):
             raise SettingError(f"question and context must be lists of the same length (or a single context); got "
-                             f"{describe(question)} and {describe(context)}")
+                               f"{describe(question)} and {describe(context)}")
         return [{"question": q, "context": c} for q, c in zip(question, context)], False
 
     def preprocess(self, item, options):
         if not isinstance(item, dict) or set(item) != {"question", "context"}:
             raise SettingError(f"a question-answering input must be a dict with keys 'question' and 'context', got "
-                             f"{item!r:.80}")
+                               f"{item!r:.80}")
         for key in ("question", "context"):
             if not isinstance(item[key], str) or not item[key]:
                 raise SettingError(f"{key} must be a non-empty string, got {item[key]!r:.80}")

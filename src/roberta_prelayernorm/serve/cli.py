@@ -34,7 +34,8 @@ def add_commands(subparsers) -> None:
         description="Serve a model of any task over HTTP: POST /predict (sequence classification), /tag, /answer, "
                     "/choose, /fill-mask, /embed, /v1/embeddings, /tokenize; GET /health, /info, /metrics "
                     "(Prometheus), /docs (OpenAPI) and a page at /. Requests are batched by tokens on a thread "
-                    "beside the event loop (--batchers: several). Needs the serve extra: pip install 'roberta-prelayernorm[serve]'.")
+                    "beside the event loop (--batchers: several). Needs the serve extra: "
+                    "pip install 'roberta-prelayernorm[serve]'.")
     parser.add_argument("--model", required=True, help="model folder or hub id (with its tokenizer)")
     parser.add_argument("--task", help="the pipeline task (default: from the config's architecture)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -90,13 +90,13 @@ class Engine:
         if limits.max_input_length is not None:
             if limits.max_input_length > longest:
                 raise SettingError(f"--max-input-length {limits.max_input_length} is more than the model takes "
-                                 f"({longest} tokens)")
+                                   f"({longest} tokens)")
             self.tokenizer.model_max_length = longest = limits.max_input_length
         self.max_input_length = longest
         if limits.max_batch_tokens < longest:
             raise SettingError(f"--max-batch-tokens {limits.max_batch_tokens} is less than the longest input allowed "
-                             f"({longest} tokens): such an input could never run; raise it or lower "
-                             "--max-input-length")
+                               f"({longest} tokens): such an input could never run; raise it or lower "
+                               "--max-input-length")
 
     @property
     def labels(self) -> Optional[list]:

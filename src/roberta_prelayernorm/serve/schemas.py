@@ -31,7 +31,7 @@ def objects(value, keys: tuple):
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(item, dict) and set(item) == set(keys) for item in items):
         raise SettingError(f"must be an object with keys {list(keys)} or a non-empty list of them, "
-                         f"got {str(value)[:80]!r}")
+                           f"got {str(value)[:80]!r}")
     return value
 
 

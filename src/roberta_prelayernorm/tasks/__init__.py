@@ -4,7 +4,8 @@
     PIPELINE_TASKS["ner"]                the Task class of a pipeline name (transformers' names and aliases)
     make_task("masked-lm", tokenizer)    a Task object for training, with the task's own options
 
-Adding a task is adding a file here (its Task subclass, with its Options) and its class to TASKS. Importing this package does not import torch.
+Adding a task is adding a file here (its Task subclass, with its Options) and its class to TASKS. Importing this
+package does not import torch.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ class Task:
         """The model class with the task's head."""
         raise NotImplementedError
 
-
     @property
     def model_class(self) -> str:
         """The name of the head class, as roberta_prelayernorm exports it."""

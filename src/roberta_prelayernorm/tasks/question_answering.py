@@ -87,8 +87,8 @@ class QuestionAnswering(Task):
             encoding = question_windows(
                 self.tokenizer, e["question"], e["context"], self.max_length, self.options.stride,
                 lambda room, specials: f"{e['where']}: field 'question' is too long for max_length={self.max_length} "
-                                       f"with stride={self.options.stride}: {room} context tokens per window left, need more "
-                                       "than the stride")
+                                       f"with stride={self.options.stride}: {room} context tokens per window left, "
+                                       "need more than the stride")
             for row in range(len(encoding["input_ids"])):
                 sequence = encoding.sequence_ids(row)
                 offsets = [o if s == 1 else None for o, s in zip(encoding["offset_mapping"][row], sequence)]

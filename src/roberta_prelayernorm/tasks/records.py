@@ -78,7 +78,7 @@ def read_records(path: str) -> list[Record]:
         records = _read_csv(path, "\t" if extension == ".tsv" else ",")
     else:
         raise SettingError(f"data file {path!r} has extension {extension!r}; allowed: .jsonl, .json, .csv, .tsv "
-                         "(or a folder written by datasets' save_to_disk)")
+                           "(or a folder written by datasets' save_to_disk)")
     if not records:
         raise SettingError(f"data file {path!r} holds no records")
     return records
@@ -169,7 +169,7 @@ def _read_dataset(path: str) -> list[Record]:
         import datasets  # optional: only needed for folders written by datasets' save_to_disk
     except ImportError:
         raise SettingError(f"{path!r} is a folder; reading a saved dataset needs the optional `datasets` package "
-                         "(pip install datasets), or pass a .jsonl/.csv file") from None
+                           "(pip install datasets), or pass a .jsonl/.csv file") from None
     dataset = datasets.load_from_disk(path)
     if isinstance(dataset, datasets.DatasetDict):
         raise SettingError(f"{path!r} holds splits {list(dataset)}; pass the folder of one split")

@@ -42,11 +42,11 @@ def fresh_output(output_dir: str, overwrite: bool, remove: bool) -> None:
     folder = os.path.join(output_dir, "checkpoints")
     if os.path.isdir(folder) and any(n.startswith("step-") for n in os.listdir(folder)):
         raise SettingError(f"output_dir={output_dir!r} already holds checkpoints; pass resume=True (--resume) "
-                         "to continue that run, or choose another output folder")
+                           "to continue that run, or choose another output folder")
     finished = [name for name in ("best", "last", "metrics.jsonl") if os.path.exists(os.path.join(output_dir, name))]
     if finished and not overwrite:
         raise SettingError(f"output_dir={output_dir!r} holds a finished run ({', '.join(finished)}); pass "
-                         "overwrite=True (--overwrite) to replace it, or choose another output folder")
+                           "overwrite=True (--overwrite) to replace it, or choose another output folder")
     for name in finished if remove else ():
         path = os.path.join(output_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
@@ -124,8 +124,8 @@ def agreed_checkpoint(path: str, distributed) -> str:
     if len({f for _, f in everyone}) > 1 or folder is None:
         seen = "; ".join(f"rank {rank} on {host}: {f}" for rank, (host, f) in enumerate(everyone))
         raise MissingFileError(f"resume={path!r}: every process must find the same checkpoint, and they found: "
-                                f"{seen}; every machine needs the same checkpoints/step-N/ (copy the output folder to "
-                                "each, or use a shared disk)")
+                               f"{seen}; every machine needs the same checkpoints/step-N/ (copy the output folder to "
+                               "each, or use a shared disk)")
     return folder
 
 
@@ -138,7 +138,7 @@ def find_checkpoint(path: str) -> str:
                    and os.path.isfile(os.path.join(folder, name, STATE_FILE))) if os.path.isdir(folder) else []
     if not steps:
         raise MissingFileError(f"resume={path!r}: no checkpoint there (looked for {STATE_FILE} in it and for "
-                                f"checkpoints/step-*/ under it)")
+                               f"checkpoints/step-*/ under it)")
     return os.path.join(folder, steps[-1])
 
 
@@ -194,8 +194,8 @@ def load_checkpoint(path: str, state: TrainState, *, settings: dict, distributed
                if before[name] != settings.get(name)]
     if changed:
         raise SettingError(f"cannot resume from {folder}: the run would not continue exactly, since "
-                         f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
-                         "another output folder")
+                           f"{'; '.join(changed)}; resume with the same settings, or start a new run in "
+                           "another output folder")
     model = state.model
     loaded = type(model).from_pretrained(folder)
     model.load_state_dict(loaded.state_dict())

@@ -10,9 +10,9 @@ from ..tasks import FORMATS, OPTION_NAMES, TASKS
 from .config import add_arguments, config_of, flag_order
 from .recipes import RECIPES
 
-RECIPE_OPTIONS = ("epochs", "max_steps", "learning_rate", "grad_accum", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
-                  "adam_epsilon", "max_grad_norm", "max_length", "mlm_probability", "mask_mode", "precision",
-                  "compile")
+RECIPE_OPTIONS = ("epochs", "max_steps", "learning_rate", "grad_accum", "warmup_ratio", "weight_decay", "adam_beta1",
+                  "adam_beta2", "adam_epsilon", "max_grad_norm", "max_length", "mlm_probability", "mask_mode",
+                  "precision", "compile")
 
 TRAIN_EXAMPLES = """examples:
   # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)

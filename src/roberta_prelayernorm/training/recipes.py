@@ -42,6 +42,6 @@ def recipe_settings(name: str, task: str, given: dict, batch_size: int = 16, wor
         sequences, per_micro_batch = recipe["sequences_per_update"], batch_size * world_size
         if sequences % per_micro_batch:
             raise SettingError(f"recipe={name!r}: batch_size={batch_size} x {world_size} processes does not divide "
-                             f"its {sequences} sequences per update; use a batch size that does (e.g. 32)")
+                               f"its {sequences} sequences per update; use a batch size that does (e.g. 32)")
         settings["grad_accum"] = sequences // per_micro_batch
     return {**settings, **given}

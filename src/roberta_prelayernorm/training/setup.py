@@ -62,7 +62,7 @@ def training_device(device: Optional[str], local_rank: int, precision: str) -> t
         torch.cuda.set_device(device)
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise SettingError(f"precision='bf16' is not supported by {torch.cuda.get_device_name(device)}; "
-                             "use 'fp16' or 'fp32'")
+                               "use 'fp16' or 'fp32'")
     return device
 
 

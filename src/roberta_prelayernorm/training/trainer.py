@@ -84,7 +84,7 @@ def adopt_labels(task: Task, model) -> None:
     if "id2label" in overrides:
         if model.config.num_labels != len(overrides["id2label"]):
             raise SettingError(f"the model has num_labels={model.config.num_labels} but the training data has "
-                             f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
+                               f"{len(overrides['id2label'])} labels {list(overrides['id2label'].values())}")
         model.config.update(overrides)
 
 
@@ -96,8 +96,8 @@ def check_length(max_length: int, tokenizer, model_config) -> None:
     limit = max_sequence_length(model_config)
     if max_length > limit:
         raise SettingError(f"max_length={max_length} is longer than the model takes: {limit} tokens "
-                         f"(max_position_embeddings={model_config.max_position_embeddings} less RoBERTa's offset "
-                         f"{model_config.pad_token_id + 1}); use --max-length {limit} or less")
+                           f"(max_position_embeddings={model_config.max_position_embeddings} less RoBERTa's offset "
+                           f"{model_config.pad_token_id + 1}); use --max-length {limit} or less")
     fit_to_model(tokenizer, model_config)
 
 
@@ -160,7 +160,7 @@ class Trainer:
             adopt_labels(self.task, model)
         if model.config.vocab_size < len(tokenizer):
             raise SettingError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                             f"{model.config.vocab_size}; use the model's own tokenizer")
+                               f"{model.config.vocab_size}; use the model's own tokenizer")
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.model = model.to(self.device)
@@ -239,7 +239,7 @@ class Trainer:
         total = self.total_steps()
         if self.steps_per_epoch() == 0:
             raise SettingError(f"{cfg.train} gives {len(self.train_features)} features: too few for "
-                             f"{self.dist.world_size} processes")
+                               f"{self.dist.world_size} processes")
         optimizer, scheduler = self._optimizer(total)
         state = TrainState(self.model, optimizer, scheduler,
                            torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16"))
