@@ -169,10 +169,13 @@ def atomic_folder(path: str, replace: bool = True):
         _OPEN_FOLDERS.reset(token)
         token = None
         if in_place:
+            from .hub import save_lock
+
             new = os.path.join(path, ".new-" + os.path.basename(tmp)[len(".tmp-"):])
-            os.rename(tmp, new)  # from here on the write is complete: recover_folder rolls it forward
-            fsync_folder(path)
-            move_into(new, path)
+            with save_lock(path):  # readers (hub.read_one_save) see the old files or the new, never a mix
+                os.rename(tmp, new)  # from here on the write is complete: recover_folder rolls it forward
+                fsync_folder(path)
+                move_into(new, path)
         else:
             replace_folder(tmp, path)
     except BaseException as err:

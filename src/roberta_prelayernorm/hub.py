@@ -6,6 +6,7 @@ and `HF_HUB_OFFLINE=1` behave the same for every file this package reads.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional, Sequence
 
@@ -134,20 +135,40 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
             continue
         handle = f"/proc/self/fd/{fd}" if os.path.isdir(f"/proc/self/fd/{fd}") else folder
         try:
-            before = _snapshot(fd)
-            try:
-                result = read(handle, local)
-            except (OSError, ValueError) as err:
-                if attempt + 1 < attempts and _changed(folder, fd, before):
-                    continue
-                raise _renamed(err, handle, folder) from err.__cause__
-            if not _changed(folder, fd, before, swapped_is_fine=handle != folder):
-                return result
+            with save_lock(fd, shared=True):  # a save moving files into this folder waits for the read
+                before = _snapshot(fd)
+                try:
+                    result = read(handle, local)
+                except (OSError, ValueError) as err:
+                    if attempt + 1 < attempts and _changed(folder, fd, before):
+                        continue
+                    raise _renamed(err, handle, folder) from err.__cause__
+                if not _changed(folder, fd, before, swapped_is_fine=handle != folder):
+                    return result
         finally:
             os.close(fd)
         time.sleep(min(0.01 * attempt, 0.05))
     raise CheckpointError(f"{folder} was being written by another process during each of {attempts} reads; "
                           "load it once that save is done")
+
+
+@contextlib.contextmanager
+def save_lock(folder, shared: bool = False):
+    """The lock between the reads of a folder that saves are moved into in place (a mount point, the user's
+    folder: files.atomic_folder) and those moves: readers hold it shared, a save exclusively, so a read sees one
+    save however slow it is. It is the folder's own flock (no file is added to the folder); `folder` is a path
+    or the descriptor of the open folder (left open)."""
+    import fcntl
+
+    fd = folder if isinstance(folder, int) else os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        if isinstance(folder, int):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            os.close(fd)  # releases the lock
 
 
 def _snapshot(fd: int) -> tuple:
