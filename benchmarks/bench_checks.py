@@ -13,7 +13,7 @@ import json
 import torch
 
 import roberta_prelayernorm.modeling as modeling
-from common import BASE, interleaved, machine, same_weights, sst2_like_batch
+from common import BASE, interleaved, machine, same_weights, sst2_like_batch, write_results
 
 
 def main() -> None:
@@ -30,6 +30,7 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     ids, mask = sst2_like_batch()
+    rows = []
     for name, (input_ids, attention_mask) in {"one sentence 1 x 16": (ids[:1, :16], mask[:1, :16]),
                                               "ragged batch 32 x 66": (ids, mask)}.items():
         def run(check):
@@ -41,10 +42,12 @@ def main() -> None:
         with torch.inference_mode():
             result = interleaved(run(unchecked), run(checked), args.pairs if "one" in name else 5)
         modeling.check_inputs = checked
-        print(json.dumps({"workload": name, "checks_overhead_cpu": round(1 / result["speedup_cpu"] - 1, 4),
-                          "checks_overhead_wall": round(1 / result["speedup_wall"] - 1, 4),
-                          "unchecked_wall_s": round(result["theirs_wall_s"], 4),
-                          "checked_wall_s": round(result["ours_wall_s"], 4)}))
+        rows.append({"workload": name, "checks_overhead_cpu": round(1 / result["speedup_cpu"] - 1, 4),
+                     "checks_overhead_wall": round(1 / result["speedup_wall"] - 1, 4),
+                     "unchecked_wall_s": round(result["theirs_wall_s"], 4),
+                     "checked_wall_s": round(result["ours_wall_s"], 4)})
+        print(json.dumps(rows[-1]))
+    write_results("bench_checks", rows, vars(args))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, sst2_like_batch
+from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, sst2_like_batch, write_results
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
         quantized = quantize_int8(ours)
     print(f"machine: {machine()}\nmodel: {args.size} {size}, fp32")
     workloads = {"ragged": sst2_like_batch(), "full": full_batch()}
+    rows = []
     for name in args.workloads.split(","):
         input_ids, attention_mask = workloads[name]
         useful = int(attention_mask.sum())
@@ -52,7 +53,9 @@ def main() -> None:
                 qdiff = (quantized(input_ids, attention_mask).logits - theirs(input_ids, attention_mask).logits)
                 row.update({"int8_speedup_cpu": round(q["speedup_cpu"], 3), "int8_speedup_wall": round(
                     q["speedup_wall"], 3), "int8_max_logit_diff": float(qdiff.abs().max())})
+        rows.append(row)
         print(json.dumps(row))
+    write_results("bench_inference", rows, vars(args), variant=args.size)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import json
 import torch
 
 import roberta_prelayernorm as rp
+from common import write_results
 
 
 def main() -> None:
@@ -43,13 +44,15 @@ def main() -> None:
     accuracy = {name: (value.argmax(-1) == labels).float().mean().item() for name, value in logits.items()}
     agree = {name: (logits["fp32"].argmax(-1) == value.argmax(-1)).float().mean().item()
              for name, value in logits.items()}
-    print(json.dumps({
+    row = {
         "examples": len(records), "logit_scale": round(logits["fp32"].abs().max().item(), 3),
         **{f"accuracy_{name}": round(value, 4) for name, value in accuracy.items()},
         **{f"prediction_agreement_{name}": round(agree[name], 4) for name in ("int8", "bf16")},
         **{f"max_abs_logit_change_{name}": round((logits["fp32"] - logits[name]).abs().max().item(), 4)
            for name in ("int8", "bf16")},
-    }))
+    }
+    print(json.dumps(row))
+    write_results("bench_int8_accuracy", [row], vars(args))
 
 
 if __name__ == "__main__":

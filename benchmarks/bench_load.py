@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from common import EFFICIENT_MLM, LARGE, interleaved, machine
+from common import EFFICIENT_MLM, LARGE, interleaved, machine, write_results
 
 
 def import_seconds(statement: str, runs: int = 5) -> float:
@@ -53,18 +53,22 @@ def main() -> None:
             lambda: rp.RobertaPreLayerNormForMaskedLM.from_pretrained(folder),
             args.pairs,
         )
-    print(json.dumps({"workload": "load-large-safetensors", "params_m": 355,
-                      **{k: round(v, 3) for k, v in result.items()},
-                      "load_time_ratio_ours_over_theirs": round(1 / result["speedup_wall"], 3)}))
+    rows = [{"workload": "load-large-safetensors", "params_m": 355,
+             **{k: round(v, 3) for k, v in result.items()},
+             "load_time_ratio_ours_over_theirs": round(1 / result["speedup_wall"], 3)}]
+    print(json.dumps(rows[-1]))
     started = time.perf_counter()
-    print(json.dumps({
+    rows.append({
+        "workload": "import",
         "import roberta_prelayernorm_s": round(import_seconds("import roberta_prelayernorm"), 3),
         "import model class (loads torch)_s": round(
             import_seconds("from roberta_prelayernorm import RobertaPreLayerNormModel"), 3),
         "import transformers model class_s": round(
             import_seconds("from transformers import RobertaPreLayerNormModel"), 3),
         "measured_in_s": round(time.perf_counter() - started, 1),
-    }))
+    })
+    print(json.dumps(rows[-1]))
+    write_results("bench_load", rows, vars(args))
 
 
 if __name__ == "__main__":

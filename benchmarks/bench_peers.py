@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from common import BASE, LARGE, full_batch, machine, same_weights, sst2_like_batch
+from common import BASE, LARGE, full_batch, machine, same_weights, sst2_like_batch, write_results
 
 
 def ort_session(path: str):
@@ -185,14 +185,19 @@ def main() -> None:
     print(f"model: {args.size} {size}; oneDNN fp32 Linear: {cpu_linear.fast_path_enabled()}, "
           f"bf16: {'ours-bf16' in models}, int8 engine: {fastest_int8_engine()}")
     workloads = {"ragged": sst2_like_batch(), "full": full_batch()}
+    rows, extra = [], {"fast_paths": {"onednn_fp32": cpu_linear.fast_path_enabled(), "bf16": "ours-bf16" in models,
+                                      "int8_engine": fastest_int8_engine()}}
     for name in args.workloads.split(","):
         input_ids, attention_mask = workloads[name]
         padding = round(1 - int(attention_mask.sum()) / attention_mask.numel(), 3)
         for row in peer_table(models, input_ids, attention_mask, args.rounds):
-            print(json.dumps({"workload": name, "shape": list(input_ids.shape), "padding": padding, **row}))
+            rows.append({"workload": name, "shape": list(input_ids.shape), "padding": padding, **row})
+            print(json.dumps(rows[-1]))
     if not args.no_roofline:
-        print(json.dumps({"roofline_gflop_s": roofline(BASE), "shapes": "1024 tokens x (768->768, 768->3072, "
-                          "3072->768), base size"}))
+        extra["roofline_gflop_s"] = roofline(BASE)
+        extra["roofline_shapes"] = "1024 tokens x (768->768, 768->3072, 3072->768), base size, best of 5"
+        print(json.dumps({"roofline_gflop_s": extra["roofline_gflop_s"]}))
+    write_results("bench_peers", rows, vars(args), variant=args.size, **extra)
 
 
 if __name__ == "__main__":

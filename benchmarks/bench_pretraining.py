@@ -5,9 +5,9 @@
 Batches of packed 128-token blocks (no padding), masked as the trainer masks them (the paper's per-row count,
 every chosen token replaced by <mask>). This package runs with sparse prediction as its trainer does (the LM
 head and the last layer's queries and feed-forward at the static capacity of prediction slots, ceil(rate x
-128) per row); transformers computes every position. GPUs: benchmarks/bench_gpu.py. Reports the median speed-up (CPU and wall
-seconds, interleaved pairs), checks both give the same loss (eval mode, to 1e-5), and the bytes of
-activations each keeps for the backward pass (saved tensors, counted once per storage).
+128) per row); transformers computes every position. GPUs: benchmarks/bench_gpu.py. Reports the median
+speed-up (CPU and wall seconds, interleaved pairs), checks both give the same loss (eval mode, to 1e-5), and
+the bytes of activations each keeps for the backward pass (saved tensors, counted once per storage).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import json
 import torch
 
 from bench_training import saved_activation_bytes
-from common import BASE, LARGE, full_batch, interleaved, machine, same_weights
+from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, write_results
 
 MASK_ID = 50264
 
@@ -59,20 +59,23 @@ def compare_cpu(args, size) -> None:
         assert abs(losses[rate][0] - losses[rate][1]) <= 1e-5, f"rate {rate}: losses differ: {losses[rate]}"
         batches[rate] = (batches[rate], {**batches[rate], "prediction_positions": positions})
     theirs.train(), ours.train()
+    rows = []
     for rate, (batch, sparse_batch) in batches.items():
         input_ids, labels = batch["input_ids"], batch["labels"]
         loss_theirs, loss_ours = losses[rate]
         steps = {"theirs": train_step(theirs, batch), "ours": train_step(ours, sparse_batch)}
         result = interleaved(steps["theirs"], steps["ours"], args.pairs)
         memory = {name: saved_activation_bytes(step) for name, step in steps.items()}
-        print(json.dumps({
+        rows.append({
             "workload": "mlm-train-step", "shape": list(input_ids.shape), "rate": rate,
             "masked": int((labels != -100).sum()), "loss": round(loss_ours, 6),
             "loss_diff": abs(loss_theirs - loss_ours),
             **{k: round(v, 3) for k, v in result.items()},
             "theirs_saved_activations_mb": round(memory["theirs"] / 2**20, 1),
             "ours_saved_activations_mb": round(memory["ours"] / 2**20, 1),
-        }))
+        })
+        print(json.dumps(rows[-1]))
+    write_results("bench_pretraining", rows, vars(args), variant=args.size)
 
 
 def main() -> None:

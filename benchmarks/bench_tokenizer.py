@@ -11,10 +11,13 @@ process, the Rust engine's included) and the median of the per-pair ratios ours 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import tempfile
 import time
+
+from common import write_results
 
 
 def sentences(count: int) -> list[str]:
@@ -62,6 +65,7 @@ def main() -> None:
     }
     print(f"{len(batch)} sentences, {sum(map(len, batch))} characters, vocabulary {len(ours)}, "
           f"{args.repeats} interleaved pairs per setting")
+    rows = []
     for name, kwargs in settings.items():
         assert ours(batch[:200], **kwargs).keys() == theirs(batch[:200], **kwargs).keys()
         ours(batch, **kwargs), theirs(batch, **kwargs)  # warm-up
@@ -76,13 +80,15 @@ def main() -> None:
                 times[label].append(result[label])
             ratios_wall.append(result["ours"][0] / result["transformers"][0])
             ratios_cpu.append(result["ours"][1] / result["transformers"][1])
-        print(f"\n{name}: {kwargs}")
+        row = {"setting": name, "kwargs": kwargs, "sentences": len(batch)}
         for label, pairs in times.items():
-            wall = statistics.median(t[0] for t in pairs)
-            cpu = statistics.median(t[1] for t in pairs)
-            print(f"  {label:13s} median wall {wall:.3f} s   median CPU {cpu:.3f} s")
-        print(f"  ratio ours/transformers: median wall {statistics.median(ratios_wall):.3f}, "
-              f"median CPU {statistics.median(ratios_cpu):.3f}")
+            row[f"{label}_wall_s"] = round(statistics.median(t[0] for t in pairs), 4)
+            row[f"{label}_cpu_s"] = round(statistics.median(t[1] for t in pairs), 4)
+        row["ratio_wall"] = round(statistics.median(ratios_wall), 3)
+        row["ratio_cpu"] = round(statistics.median(ratios_cpu), 3)
+        rows.append(row)
+        print(json.dumps(row))
+    write_results("bench_tokenizer", rows, vars(args))
 
 
 if __name__ == "__main__":

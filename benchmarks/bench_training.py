@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, sst2_like_batch
+from common import BASE, LARGE, full_batch, interleaved, machine, same_weights, sst2_like_batch, write_results
 
 
 def saved_activation_bytes(step) -> int:
@@ -60,13 +60,16 @@ def main() -> None:
     result = interleaved(steps["theirs"], steps["ours"], args.pairs)
     memory = {name: saved_activation_bytes(step) for name, step in steps.items()}
     print(f"machine: {machine()}\nmodel: {args.size} {size}, fp32, gradient checkpointing: {args.checkpointing}")
-    print(json.dumps({
+    row = {
         "workload": f"train-step-{args.workload}", "shape": list(input_ids.shape),
         "padding": round(1 - useful / attention_mask.numel(), 3),
         **{k: round(v, 3) for k, v in result.items()},
         "theirs_saved_activations_mb": round(memory["theirs"] / 2**20, 1),
         "ours_saved_activations_mb": round(memory["ours"] / 2**20, 1),
-    }))
+    }
+    print(json.dumps(row))
+    variant = f"{args.size}-{args.workload}" + ("-checkpointing" if args.checkpointing else "")
+    write_results("bench_training", [row], vars(args), variant=variant)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,18 @@
-"""Shared benchmark plumbing: same weights in both libraries, interleaved timing, median ratios."""
+"""Shared benchmark plumbing: same weights in both libraries, interleaved timing, median ratios, and the results
+file every script writes its figures to (README tables are generated from these files: tools/readme_tables.py)."""
 
 from __future__ import annotations
 
+import datetime
+import importlib.metadata
+import json
 import os
 import platform
+import re
+import shlex
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -14,15 +22,101 @@ BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, inter
 LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 EFFICIENT_MLM = dict(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5)
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+# The CPU features that decide which kernels run (oneDNN's AVX-512, VNNI int8, bf16 and AMX paths).
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+# What a figure depends on: a change here, uncommitted, makes a run's commit an incomplete account of its code.
+MEASURED_CODE = ("src", "benchmarks", ":(exclude)benchmarks/results")
+
+
+def cpu_info() -> dict:
+    """The first processor's model name, family and model numbers, and which of FLAGS it has (Linux;
+    elsewhere the name platform gives and no flags)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block is enough: they are alike
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name") or platform.processor() or platform.machine(),
+            "cpu_family": fields.get("cpu family"), "cpu_model": fields.get("model"),
+            "flags": [flag for flag in FLAGS if flag in flags], "cores": os.cpu_count()}
+
+
+def version(package: str):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict:
+    return {**cpu_info(), "threads": torch.get_num_threads(), "os": platform.platform(),
+            "python": platform.python_version(),
+            **{package: version(package) for package in ("torch", "transformers", "onnxruntime")}}
+
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    info = machine_info()
+    return (f"{info['cpu']}, {info['cores']} cores ({', '.join(info['flags']) or 'no AVX2'}), "
+            f"torch {info['torch']}, {info['threads']} threads")
+
+
+def slug(name: str) -> str:
+    """A processor's name as a file-name part: "Intel(R) Xeon(R) Platinum 8488C" -> "intel-xeon-platinum-8488c"."""
+    name = re.sub(r"\((r|tm)\)|@.*|\b\d+-core\b|\b(processor|cpu)\b", " ", name.lower())
+    return "-".join(re.findall(r"[a-z0-9]+", name)) or "unknown"
+
+
+def git_state() -> dict:
+    """The commit measured and the uncommitted changes to the measured code (src/ and benchmarks/)."""
+    def git(*args) -> str:
+        done = subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", *MEASURED_CODE).splitlines()
+    return {"commit": git("rev-parse", "--short=7", "HEAD").strip() or "unknown", "dirty": bool(changed),
+            "uncommitted": [line[3:] for line in changed]}
+
+
+def load_average():
+    """The 1, 5 and 15-minute load averages as the run ends: above the core count, other work shared the CPUs
+    with the run and its figures are low (its ratios, interleaved, less so)."""
     try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def command_line() -> str:
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+def write_results(script: str, rows: list, settings: dict, variant: str = "", folder: str = RESULTS,
+                  **extra) -> str:
+    """Write a run's figures with where they come from to <folder>/<script>_<cpu>_<commit>[_<variant>].json
+    (a rerun at the same commit replaces its file) and return the path. `variant` tells apart runs of one
+    script with different workloads (sizes, batches) that the README shows side by side."""
+    info, state = machine_info(), git_state()
+    record = {"script": script, "variant": variant or None, "command": command_line(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              **state, "machine": info, "load_average": load_average(), "settings": settings, "rows": rows,
+              **extra}
+    os.makedirs(folder, exist_ok=True)
+    name = "_".join(part for part in (script, slug(info["cpu"]), state["commit"], variant) if part)
+    path = os.path.join(folder, f"{name}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    print(f"results: {os.path.relpath(path)}")
+    return path
 
 
 def same_weights(model_class: str, size: dict, seed: int = 0, **config):
