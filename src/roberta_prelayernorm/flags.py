@@ -13,9 +13,8 @@ from .errors import SettingError
 
 def flag(default=dataclasses.MISSING, help: Optional[str] = None, **argparse_options):
     """A settings field with its command-line option: `name=` (the flag, default --field-name), `group=` (flags of
-    one group exclude each other), `invert=True` (a --no-... flag that sets the field False), `after=` (the
-    field whose flag it follows on the command line, where that differs from the field order), and any
-    add_argument keyword (required, choices, metavar...)."""
+    one group exclude each other), `invert=True` (a --no-... flag that sets the field False), and any
+    add_argument keyword (required, choices, metavar...). The help is completed with the field's default."""
     return dataclasses.field(default=default, metadata={"help": help, **argparse_options})
 
 

@@ -12,8 +12,8 @@ from .base import MASK_MODES, Options, Task, record_text
 
 @dataclasses.dataclass
 class MaskedLMOptions(Options):
-    mlm_probability: float = flag(0.15, "masked-lm: masking rate (0.15)")
-    mask_mode: str = flag("80-10-10", "masked-lm: chosen tokens become <mask>/random/kept 80/10/10, or all <mask>",
+    mlm_probability: float = flag(0.15, "masking rate")
+    mask_mode: str = flag("80-10-10", "chosen tokens become <mask>/random/kept 80/10/10, or all <mask>",
                           choices=MASK_MODES)
 
     def check(self, max_length: int) -> None:

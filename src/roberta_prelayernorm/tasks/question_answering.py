@@ -12,7 +12,7 @@ from .base import Options, Task, record_text
 
 @dataclasses.dataclass
 class QuestionAnsweringOptions(Options):
-    stride: int = flag(32, "question-answering: window overlap in tokens (32)")
+    stride: int = flag(32, "window overlap in tokens")
 
     def check(self, max_length: int) -> None:
         need(0 <= self.stride < max_length, self, "stride", f"an int in [0, max_length={max_length})")

@@ -11,7 +11,7 @@ from .base import Options, Task, record_str_list
 
 @dataclasses.dataclass
 class TokenClassificationOptions(Options):
-    label_all_pieces: bool = flag(False, "token-classification: label every sub-word piece, not only each word's first")
+    label_all_pieces: bool = flag(False, "label every sub-word piece, not only each word's first")
 
 
 class TokenClassification(Task):

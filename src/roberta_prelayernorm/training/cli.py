@@ -6,13 +6,9 @@ import argparse
 import os
 
 from ..jsonout import dumps
-from ..tasks import FORMATS, OPTION_NAMES, TASKS
-from .config import add_arguments, config_of, flag_order
+from ..tasks import FORMATS
+from .config import TASK_OPTIONS, DataSettings, RunSettings, TrainingConfig, add_arguments, given_settings, sections
 from .recipes import RECIPES
-
-RECIPE_OPTIONS = ("epochs", "max_steps", "learning_rate", "grad_accum", "warmup_ratio", "weight_decay", "adam_beta1",
-                  "adam_beta2", "adam_epsilon", "max_grad_norm", "max_length", "mlm_probability", "mask_mode",
-                  "precision", "compile")
 
 TRAIN_EXAMPLES = """examples:
   # fine-tune a classifier (labels: class names, indices, lists for multi-label, or floats for regression)
@@ -24,7 +20,7 @@ TRAIN_EXAMPLES = """examples:
       --output out/mlm --max-steps 10000 --mlm-probability 0.4 --mask-mode mask --precision bf16
 
   # pre-train from scratch with the efficient_mlm recipe on a corpus written by tokenize-corpus
-  roberta-prelayernorm train --task masked-lm --model CONFIG_DIR --from-scratch --train corpus/ --output out/pt \
+  roberta-prelayernorm train --task masked-lm --model CONFIG_DIR --from-scratch --train corpus/ --output out/pt \\
       --recipe efficient-mlm --batch-size 64
 
   # pick up a killed run where its last checkpoint left it
@@ -45,18 +41,16 @@ def add_commands(subparsers) -> None:
         description="Train a model on local data; one process, or many under torchrun.\n\n" + FORMATS,
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRAIN_EXAMPLES,
     )
-    names = [config_field.name for config_field in flag_order()]
-    cut = names.index("progress")  # --resume between --overwrite and --no-progress
-    add_arguments(parser, names[:cut])
-    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
-                        help="continue from the latest checkpoint in --output, or from DIR")
-    add_arguments(parser, names[cut:])
-    parser.add_argument("--recipe", choices=RECIPES,
-                        help="a named preset of the options above; options given explicitly win (efficient-mlm: "
-                             "the efficient_mlm checkpoints' pre-training, see the README)")
-    # Recipe options default to unset, so a recipe can tell them from the user's; TrainingConfig's defaults
-    # (the ones the help texts state) apply where neither sets them.
-    parser.set_defaults(func=run_train, **{name: None for name in RECIPE_OPTIONS})
+    for title, section in sections():
+        group = parser.add_argument_group(title, section.__doc__ if section not in TASK_OPTIONS else None)
+        add_arguments(group, section)
+        if section is RunSettings:
+            group.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
+                               help="continue from the latest checkpoint in --output, or from DIR")
+            group.add_argument("--recipe", choices=RECIPES,
+                               help="a named preset of the options below; options given explicitly win "
+                                    "(efficient-mlm: the efficient_mlm checkpoints' pre-training, see the README)")
+    parser.set_defaults(func=run_train)
 
     parser = subparsers.add_parser(
         "evaluate", help="compute a saved model's metrics on a data file",
@@ -66,12 +60,16 @@ def add_commands(subparsers) -> None:
         epilog="example:\n  roberta-prelayernorm evaluate --task sequence-classification --model out/sst2/best "
                "--data dev.jsonl",
     )
-    add_arguments(parser, ["task"])
+    add_arguments(parser, RunSettings, ["task"])
     parser.add_argument("--model", required=True, help="folder (e.g. OUTPUT/best) or hub id")
     parser.add_argument("--data", required=True, help=".jsonl, .csv, or a datasets folder")
-    add_arguments(parser, ["batch_size", "max_length", *OPTION_NAMES, "precision", "device", "compile"],
-                  batch_size={"default": 32, "help": "examples per batch (32)"},
-                  compile={"default": False, "help": "torch.compile the model (pays for full batches)"})
+    add_arguments(parser, DataSettings, ["batch_size", "max_length"],
+                  batch_size={"default": 32, "help": "examples per batch"})
+    for title, section in sections():
+        if section in TASK_OPTIONS:
+            add_arguments(parser.add_argument_group(title), section)
+    add_arguments(parser, RunSettings, ["precision", "device", "compile"],
+                  compile={"help": "torch.compile the model (pays for full batches)"})
     parser.add_argument("--output", help="also write the metrics to this JSON file")
     parser.set_defaults(func=run_evaluate)
 
@@ -83,15 +81,14 @@ def run_train(args) -> int:
     from .checkpoints import check_output_dir
     from .trainer import Trainer
 
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
-        check_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite)
-
-    given = {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name) is not None}
+    given = given_settings(args)
     if args.recipe:
-        cuda = torch.cuda.is_available() and not (args.device or "").startswith("cpu")
-        given = recipe_settings(args.recipe, args.task, given, args.batch_size, int(os.environ.get("WORLD_SIZE", "1")),
-                                cuda)
-    config = config_of(args, **given)
+        cuda = torch.cuda.is_available() and not given.get("device", "").startswith("cpu")
+        given = recipe_settings(args.recipe, args.task, given, given.get("batch_size", DataSettings.batch_size),
+                                int(os.environ.get("WORLD_SIZE", "1")), cuda)
+    config = TrainingConfig(**given)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for the job
+        check_output_dir(config.output_dir, resume=args.resume, overwrite=config.overwrite)
     try:
         trainer = Trainer(config)
         results = trainer.train(resume=args.resume)
@@ -111,9 +108,7 @@ def run_evaluate(args) -> int:
 
     if args.output:
         check_output(args.output, "--output")
-    results = evaluate(args.task, args.model, args.data, batch_size=args.batch_size, max_length=args.max_length,
-                       precision=args.precision, device=args.device, compile=args.compile,
-                       **{option: getattr(args, option) for option in TASKS[args.task].option_names()})
+    results = evaluate(data=args.data, **given_settings(args))  # evaluate's own defaults where a flag is left off
     text = dumps(results, indent=2)
     print(text)
     if args.output:

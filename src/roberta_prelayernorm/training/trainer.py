@@ -538,6 +538,8 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     for name, value in (("batch_size", batch_size), ("max_length", max_length)):
         if not isinstance(value, int) or value < 1:
             raise SettingError(f"{name}={value!r} is not allowed: an int >= 1")
+    if precision not in PRECISIONS:
+        raise SettingError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     task_object = make_task(task, tokenizer, max_length, **task_options)
@@ -549,8 +551,6 @@ def evaluate(task: str, model: str, data: str, batch_size: int = 32, max_length:
     examples = task_object.examples(read_records(data))
     features = task_object.features(examples)
     target = choose_device(device)
-    if precision not in PRECISIONS:
-        raise SettingError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     loaded = loaded.to(target)
     return evaluate_model(torch.compile(loaded) if compile else loaded, task_object, examples, features, batch_size,
                           target, autocast(precision, target), compiled=compile)
