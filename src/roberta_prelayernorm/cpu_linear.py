@@ -1,17 +1,16 @@
 """A faster CPU Linear: oneDNN's GEMM on prepacked weights where it beats PyTorch's default.
 
 PyTorch's fp32 `nn.Linear` runs MKL's sgemm; on AMD CPUs MKL keeps to its AVX2 kernels, while oneDNN (shipped
-inside PyTorch) uses AVX-512 and runs the same GEMM up to twice as fast. `Linear` is an `nn.Linear` (same
-parameters, state-dict keys, `isinstance` checks, PEFT/LoRA targeting) whose CPU inference (calls under
-`torch.no_grad()` or `torch.inference_mode()`, as the pipelines and evaluation make them) runs through oneDNN
-with the weight reordered once into oneDNN's blocked layout and cached.
+inside PyTorch) uses AVX-512 and runs the same GEMM faster (README, Speed: the GEMM roofline table). `Linear`
+is an `nn.Linear` (same parameters, state-dict keys, `isinstance` checks, PEFT/LoRA targeting) whose CPU inference
+(calls under `torch.no_grad()` or `torch.inference_mode()`, as the pipelines and evaluation make them) runs through
+oneDNN with the weight reordered once into oneDNN's blocked layout and cached.
 
 Training (any call that autograd records) keeps the default GEMM: the optimizer changes every weight every
 step, so each step would reorder every weight again (and its transpose for grad_input), and a fine-tuning
-step measured slower that way than with the default GEMM (base size, 32 ragged sentences: 4.9 against 4.6
-CPU seconds). oneDNN's fused bias + GELU epilogue is not used either: it gained about 4% on one GEMM, and a
-Linear that applied the activation itself would break tools that wrap it, such as LoRA, which adds its
-update to the layer's output.
+step measured slower that way than with the default GEMM. oneDNN's fused bias + GELU epilogue is not used
+either: its gain on a GEMM was small, and a Linear that applied the activation itself would break tools that
+wrap it, such as LoRA, which adds its update to the layer's output.
 
 When it runs: fp32 on CPUs where a one-time measurement (once per process, a few milliseconds) shows oneDNN
 faster than the default GEMM, and bf16 wherever oneDNN has bf16 kernels (AVX512_BF16 / AMX). Everywhere else
@@ -31,8 +30,8 @@ the values the copy was packed from, catches writes no counter sees: in-place wr
 Such a write is seen when it changes a whole row, a whole column or every element, which every re-initialiser,
 merge and optimizer step does; one that changes a few scattered elements through `.data` and none sampled is
 not: call `clear_cache()` after it. The sample costs a gather of max(rows, columns) elements and a compare per
-call: 17 us for a 3072 x 768 weight, against 2 us for the counters alone; a base-size forward on one thread
-(AMD EPYC Zen 4, CPU time) took 3% longer at 1 x 16 tokens, 2% at 8 x 64, no measurable change at 32 x 128.
+call: several times the counters' cost, which shows in a forward pass only at the smallest inputs (a sentence
+or two), and not at all at batch sizes.
 """
 
 from __future__ import annotations

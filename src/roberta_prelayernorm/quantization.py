@@ -8,7 +8,7 @@ do not change, so the quantized model's structure still matches the checkpoint's
 On CPUs with VNNI or AMX, oneDNN's layers quantize their inputs to the full 8 bits (FullRangeLinear): torch's
 dynamic Linear keeps inputs to 7 bits (reduce_range) so that older kernels' 16-bit intermediate sums cannot
 saturate, which VNNI/AMX kernels do not have; the full range halves the quantization error, and with AMX
-oneDNN's int8 GEMM runs several times faster than the x86/fbgemm engines. The switch of the fast CPU path
+oneDNN's int8 GEMM runs faster than the x86/fbgemm engines. The switch of the fast CPU path
 (ROBERTA_PRELAYERNORM_CPU_LINEAR=0, or cpu_linear.set_fast_path(False)) keeps torch's stock layers.
 """
 

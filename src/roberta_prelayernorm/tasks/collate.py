@@ -30,8 +30,8 @@ def pad(sequences: list, value: int, multiple: int = 1, limit: Optional[int] = N
 
 def padded_rows(sequences: list, value: int, width: int) -> torch.Tensor:
     """(len(sequences), width): each list written into a row of `value`s. Row by row through numpy: building
-    the tensor from nested Python lists took 27x longer (16 ms for 256 x 128), time the prefetch thread holds
-    the interpreter lock while the training step launches kernels."""
+    the tensor from nested Python lists takes many times longer, time the prefetch thread holds the interpreter
+    lock while the training step launches kernels."""
     rows = np.full((len(sequences), width), value, dtype=np.float32 if isinstance(sequences[0][0], float) else np.int64)
     for row, sequence in zip(rows, sequences):
         row[:len(sequence)] = sequence
