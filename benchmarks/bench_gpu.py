@@ -1,6 +1,6 @@
 """This package against transformers on one GPU, same random weights, bf16 autocast, fused AdamW (lr 1e-5).
 
-    python benchmarks/bench_gpu.py [--json bench_gpu.json] [--budget-s 340] [--rows ...] [--no-long]
+    python benchmarks/bench_gpu.py [--json FILE] [--budget-s 340] [--rows ...] [--no-long]
     python benchmarks/bench_gpu.py --device cpu --tiny [--no-compile]     # a quick run of every path on CPU
     python benchmarks/bench_gpu.py --table benchmarks/results/bench_gpu_h200_*.json   # the README's table
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import gc
 import json
 import math
@@ -38,28 +39,15 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 sys.path.insert(0, SRC)  # this working tree's package, installed or not
 
 from bench_pretraining import MASK_ID  # noqa: E402
-from common import BASE, EFFICIENT_MLM, LARGE, full_batch, same_weights  # noqa: E402
+from common import (BASE, EFFICIENT_MLM, LARGE, RESULTS, command_line, cpu_info, full_batch,  # noqa: E402
+                    git_state, same_weights, slug, version)
+from gpu_report import COLUMNS, ROWS, cell_text, derive, merged, table  # noqa: E402
 from roberta_prelayernorm import modeling  # noqa: E402
 from roberta_prelayernorm.modeling import VARLEN_ENV, positions_where  # noqa: E402
 from roberta_prelayernorm.tasks.collate import capacity, mask_tokens  # noqa: E402
 
 RATE = 0.4
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
-COLUMNS = ("transformers eager", "transformers compile", "ours eager", "ours compile",
-           "ours sparse eager", "ours sparse compile")
-# Per row: title, kind, size, (batch, length) on the GPU and with --tiny, the columns it has, seconds to budget
-# for an eager and a compiled cell (as measured on an H200: compiling takes most of a compiled cell). The whole
-# table takes about 11 minutes there (--budget-s 700); the default 6 minutes give the cells of COMPILE_ORDER's
-# head: the comparisons the speed goals are stated in.
-ROWS = {
-    "mlm-base": ("masked-LM step, base, 40%", "mlm", "base", (256, 128), (4, 32), COLUMNS, (15, 40)),
-    "mlm-large": ("masked-LM step, large, 40%", "mlm", "large", (128, 128), (4, 32), COLUMNS, (25, 80)),
-    "mlm-long": ("masked-LM step, base, 40%, long", "mlm", "base", (32, 512), (2, 64), COLUMNS, (15, 45)),
-    "finetune": ("fine-tuning step, base, ragged", "finetune", "base", (64, 251), (4, 31), COLUMNS[:4], (15, 35)),
-    "infer-ragged": ("inference, base, ragged", "infer", "base", (256, 255), (4, 31), COLUMNS[:4], (10, 20)),
-    "infer-full": ("inference, base, full", "infer", "base", (256, 128), (4, 32), COLUMNS[:4], (10, 20)),
-    "train": ("`train` command, masked-LM base", "train", "base", (256, 128), (4, 32), COLUMNS[4:], (60, 60)),
-}
 ORDER = {"eager": ("mlm-base", "finetune", "infer-full", "infer-ragged", "mlm-large", "mlm-long", "train")}
 # Compiled cells, most wanted first (compiling takes most of the budget): the comparisons the speed goals name,
 # against transformers + compile, then the rest.
@@ -67,12 +55,9 @@ COMPILE_ORDER = (("mlm-base", "transformers compile"), ("mlm-base", "ours sparse
                  ("finetune", "transformers compile"), ("finetune", "ours compile"),
                  ("infer-ragged", "transformers compile"), ("infer-full", "transformers compile"),
                  ("train", "ours sparse compile"), ("mlm-large", "transformers compile"),
-                 ("mlm-large", "ours sparse compile"), ("infer-ragged", "ours compile"), ("infer-full", "ours compile"),
-                 ("mlm-base", "ours compile"), ("mlm-long", "transformers compile"), ("mlm-long", "ours sparse compile"),
-                 ("mlm-large", "ours compile"), ("mlm-long", "ours compile"))
-DISPLAY = {"mlm": ("tokens_per_s", "mfu", "peak_mem_gb", "speedup"),
-           "finetune": ("step_ms", "tokens_per_s", "peak_mem_gb", "speedup"),
-           "infer": ("tokens_per_s", "speedup"), "train": ("tokens_per_s", "mfu", "vs_bare")}
+                 ("mlm-large", "ours sparse compile"), ("infer-ragged", "ours compile"),
+                 ("infer-full", "ours compile"), ("mlm-base", "ours compile"), ("mlm-long", "transformers compile"),
+                 ("mlm-long", "ours sparse compile"), ("mlm-large", "ours compile"), ("mlm-long", "ours compile"))
 
 
 # -- batches --------------------------------------------------------------------------------------------
@@ -332,96 +317,22 @@ def short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def human(x: float) -> str:
-    return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e3 else f"{x:.0f}"
-
-
-def derive(results: dict) -> None:
-    """Speed-ups against transformers + compile (else eager, noted), and the train command against the bare
-    step of the same column of mlm-base."""
-    for row, entry in results["rows"].items():
-        cells = entry["cells"]
-        ref = next((c for c in ("transformers compile", "transformers eager")
-                    if "tokens_per_s" in cells.get(c, {})), None)
-        for column, cell in cells.items():
-            if ref and "tokens_per_s" in cell and ROWS[row][1] != "train":
-                cell["speedup"], cell["speedup_vs"] = cell["tokens_per_s"] / cells[ref]["tokens_per_s"], ref
-            bare = results["rows"].get("mlm-base", {}).get("cells", {}).get(column, {})
-            if ROWS[row][1] == "train" and "tokens_per_s" in cell and "tokens_per_s" in bare:
-                cell["bare_tokens_per_s"] = bare["tokens_per_s"]
-                cell["vs_bare"] = cell["tokens_per_s"] / bare["tokens_per_s"]
-
-
-def cell_text(kind: str, cell) -> str:
-    if cell is None:
-        return "—"
-    if "skipped" in cell:
-        return f"skipped ({cell['skipped']})"
-    if "error" in cell:
-        return "error: " + cell["error"][:120].replace("|", "/")
-    parts = []
-    for key in DISPLAY[kind]:
-        value = cell.get(key)
-        if value is None:
-            continue
-        parts.append({"tokens_per_s": lambda v: f"{human(v)} tok/s", "mfu": lambda v: f"MFU {v:.1%}",
-                      "peak_mem_gb": lambda v: f"{v:.1f} GB", "step_ms": lambda v: f"{v:.1f} ms",
-                      "speedup": lambda v: f"{v:.2f}x" + (" vs eager" if "eager" in cell["speedup_vs"] else ""),
-                      "vs_bare": lambda v: f"{v:.2f}x of bare {human(cell['bare_tokens_per_s'])}"}[key](value))
-    if "tokens_per_s_without_varlen" in cell:
-        parts.append(f"re-padded SDPA instead of varlen: {human(cell['tokens_per_s_without_varlen'])} tok/s")
-    if "tokens_per_s_unpadded_vocab" in cell:
-        parts.append(f"vocabulary not padded: {human(cell['tokens_per_s_unpadded_vocab'])} tok/s")
-    if cell.get("fullgraph_error"):
-        parts.append("not fullgraph")
-    return ", ".join(parts)
-
-
-def table(results: dict) -> str:
-    lines = ["| workload | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for row, entry in results["rows"].items():
-        title = f"{entry['title']}, {entry['shape']}" + (f", {entry['padding']:.0%} padding" if "padding" in entry
-                                                         else "")
-        cells = [cell_text(ROWS[row][1], entry["cells"].get(c)) for c in COLUMNS]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def merged(paths: list) -> dict:
-    """The cells of several result files, a later file's over an earlier one's (a skipped cell never wins)."""
-    rows = {}
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            run = json.load(f)
-        for row, entry in run["rows"].items():
-            if row not in ROWS:  # a row of an older version of this script
-                continue
-            target = rows.setdefault(row, {**entry, "cells": {}})
-            for column, cell in entry["cells"].items():
-                if "skipped" not in cell or column not in target["cells"]:
-                    target["cells"][column] = cell
-    results = {"rows": {row: rows[row] for row in ROWS if row in rows}}
-    derive(results)
-    return results
-
-
 def machine(bench: Bench) -> dict:
-    import importlib.metadata
-
-    def version(package):
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
+    cpu = cpu_info()
     return {"gpu": torch.cuda.get_device_name(bench.device) if bench.cuda else None, "torch": torch.__version__,
             "transformers": version("transformers"), "cuda": torch.version.cuda, "triton": version("triton"),
-            "cpus": os.cpu_count(), "device": bench.args.device}
+            "cpu": cpu["cpu"], "cpus": cpu["cores"], "device": bench.args.device}
+
+
+def results_path(info: dict) -> str:
+    """Where a run's figures go by default: results/bench_gpu_<gpu, or cpu with --device cpu>_<commit>.json."""
+    return os.path.join(RESULTS, f"bench_gpu_{slug(info['gpu'] or info['cpu'])}_{git_state()['commit']}.json")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", default="bench_gpu.json", help="where every figure goes (bench_gpu.json)")
+    parser.add_argument("--json", default=None, help="where every figure goes (default: "
+                        "benchmarks/results/bench_gpu_<gpu>_<commit>.json)")
     parser.add_argument("--budget-s", type=float, default=340,
                         help="cells that would end past it are skipped (340; the whole table needs about 700)")
     parser.add_argument("--device", default="cuda")
@@ -460,7 +371,10 @@ def main() -> None:
           f"CUDA {info['cuda']}, triton {info['triton']}, {info['cpus']} CPUs", flush=True)
     print(f"peak for MFU: {bench.peak / 1e12:.0f} TFLOP/s bf16" if bench.peak else "peak for MFU: unknown (no MFU)",
           flush=True)
-    results = {"machine": info, "peak_flops": bench.peak, "settings": vars(args), "rows": {}}
+    args.json = args.json or results_path(info)
+    results = {"script": "bench_gpu", "command": command_line(),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **git_state(),
+               "machine": info, "peak_flops": bench.peak, "settings": vars(args), "rows": {}}
     for row in rows:
         title, kind, size, _, _, columns, _ = ROWS[row]
         entry = results["rows"][row] = {"title": title, "shape": "x".join(map(str, bench.shape(row))), "cells": {}}

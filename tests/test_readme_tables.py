@@ -1,0 +1,75 @@
+"""tools/readme_tables.py: README tables generated from benchmark result files, and its --check."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "readme_tables.py")
+spec = importlib.util.spec_from_file_location("readme_tables", TOOL)
+readme_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(readme_tables)
+
+MACHINE = {"cpu": "AMD EPYC", "cpu_family": "25", "cpu_model": "17", "flags": ["avx2", "avx512f"], "cores": 2,
+           "threads": 2, "torch": "2.13.0+cpu", "transformers": "4.57.6", "onnxruntime": "1.32.0"}
+ROOFLINE = {"MKL sgemm (torch.matmul)": 188.4, "oneDNN fp32 (prepacked)": 437.6}
+RESULTS = "benchmarks/results/bench_peers_amd-epyc_abc1234_base.json"
+MARKER = f"<!-- table: cpu-roofline {RESULTS} -->"
+
+
+def write_results(folder, roofline=ROOFLINE):
+    record = {"script": "bench_peers", "variant": "base", "command": "python benchmarks/bench_peers.py --rounds 5",
+              "date": "2026-12-04T20:00:00+00:00", "commit": "abc1234", "dirty": False, "uncommitted": [],
+              "machine": MACHINE, "load_average": [1.0, 1.2, 0.9], "settings": {"size": "base"}, "rows": [],
+              "roofline_gflop_s": roofline}
+    path = folder / RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def readme(folder, body=""):
+    path = folder / "README.md"
+    path.write_text(f"# Speed\n\n{MARKER}\n{body}<!-- /table -->\n\nAfter.\n")
+    return path
+
+
+def test_a_results_file_becomes_the_table_with_its_source(tmp_path):
+    write_results(tmp_path)
+    path = readme(tmp_path)
+    assert readme_tables.main(["--readme", str(path)]) == 0
+    assert path.read_text() == (
+        f"# Speed\n\n{MARKER}\n"
+        "| backend | GFLOP/s |\n"
+        "|---|---|\n"
+        "| MKL sgemm (torch.matmul) | 188 |\n"
+        "| oneDNN fp32 (prepacked) | 438 |\n"
+        "\n"
+        "Generated from benchmarks/results/ by tools/readme_tables.py. Machine: AMD EPYC (family 25, model 17), 2\n"
+        "cores, 2 threads, avx2 avx512f; torch 2.13.0+cpu, transformers 4.57.6, onnxruntime 1.32.0. Files:\n"
+        "`bench_peers_amd-epyc_abc1234_base.json` (commit abc1234, 2026-12-04, `python benchmarks/bench_peers.py\n"
+        "--rounds 5`, load average 0.9 at the end).\n"
+        "<!-- /table -->\n\nAfter.\n")
+    assert readme_tables.main(["--readme", str(path), "--check"]) == 0
+
+
+def test_check_fails_on_a_stale_table_and_names_it(tmp_path, capsys):
+    write_results(tmp_path)
+    path = readme(tmp_path)
+    readme_tables.main(["--readme", str(path)])
+    write_results(tmp_path, {**ROOFLINE, "oneDNN fp32 (prepacked)": 400.0})  # a new run, the README not rewritten
+    before = path.read_text()
+    assert readme_tables.main(["--readme", str(path), "--check"]) == 1
+    assert "table cpu-roofline (bench_peers_amd-epyc_abc1234_base.json) differs" in capsys.readouterr().err
+    assert path.read_text() == before  # --check writes nothing
+
+
+@pytest.mark.parametrize("marker, error", [
+    ("<!-- table: cpu-roofline benchmarks/results/missing.json -->", "missing.json"),
+    ("<!-- table: no-such-kind benchmarks/results/missing.json -->", "unknown table kind 'no-such-kind'"),
+])
+def test_a_marker_that_names_nothing_usable_fails(tmp_path, capsys, marker, error):
+    path = tmp_path / "README.md"
+    path.write_text(f"{marker}\n<!-- /table -->\n")
+    assert readme_tables.main(["--readme", str(path), "--check"]) == 1
+    assert error in capsys.readouterr().err
