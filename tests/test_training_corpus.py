@@ -17,7 +17,7 @@ from roberta_prelayernorm.cli import main
 from roberta_prelayernorm.training import Trainer, TrainingConfig, read_records
 from roberta_prelayernorm.training.corpus import CorpusBlocks, CorpusError, write_corpus
 from roberta_prelayernorm.tasks import make_task
-from test_training import KILLED_RUN
+from test_training_trainer import KILLED_RUN
 from training_utils import data, head, make_tiny_model
 
 
