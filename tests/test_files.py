@@ -249,6 +249,59 @@ def test_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
         writer.wait()
 
 
+TOKENIZER_WRITER = """
+import sys
+import roberta_prelayernorm as rp
+tokenizers = [rp.AutoTokenizer.from_pretrained(path) for path in sys.argv[2:]]
+print("ready", flush=True)
+for i in range(100_000):
+    tokenizers[i % 2].save_pretrained(sys.argv[1])
+"""
+
+
+def tokenizer_saved_as(folder) -> str:
+    """Which save a tokenizer folder holds ("A": model_max_length 101 and "alpha" added as id 600; "B": 202 and
+    "bravo"), after checking tokenizer_config.json and tokenizer.json are of that one save (a mix registers the
+    config's word as a second added token)."""
+    tokenizer = rp.AutoTokenizer.from_pretrained(folder)
+    name = {101: "A", 202: "B"}[tokenizer.model_max_length]
+    word = {"A": "alpha", "B": "bravo"}[name]
+    assert (len(tokenizer), tokenizer.convert_tokens_to_ids(word)) == (601, 600), f"{folder}: a mix of saves"
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["folder", "mount point"])
+def test_tokenizer_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
+    """As the model's loads above: a writer process saves two tokenizers into one folder, alternately; every
+    load reads tokenizer_config.json and tokenizer.json of one save."""
+    import sys
+    import time
+
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    if where == "mount point":
+        mount_tmpfs(folder)
+    paths = []
+    for name, length, word in (("A", 101, "alpha"), ("B", 202, "bravo")):
+        tokenizer = rp.AutoTokenizer.from_pretrained(tiny, model_max_length=length)
+        assert len(tokenizer) == 600 and tokenizer.add_tokens([word]) == 1
+        tokenizer.save_pretrained(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    tokenizer.save_pretrained(folder)
+    writer = subprocess.Popen([sys.executable, "-c", TOKENIZER_WRITER, str(folder), *paths], stdout=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert writer.stdout.readline().strip() == b"ready"
+        seen, deadline = [], time.monotonic() + 15
+        while time.monotonic() < deadline and len(seen) < 2000:  # a load takes about 2 ms, a save 10 times that
+            seen.append(tokenizer_saved_as(folder))  # asserts the files agree
+        assert writer.poll() is None and set(seen) == {"A", "B"}, seen  # the saves did change under the reads
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 # -- every signal that ends a command leaves what Ctrl-C leaves -----------------------------------------------
 SIGNALLED = """
 import os, signal, sys, time

@@ -28,19 +28,27 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_conf
 
 
 def copy_tokenizer(source, folder: str) -> list[str]:
-    """Copy the tokenizer files `source` (folder or hub id) has into `folder`; their names."""
-    from .hub import resolve_file
+    """Copy the tokenizer files `source` (folder or hub id) has, all of one save (hub.read_one_save), into
+    `folder`; their names."""
+    from .hub import read_one_save, resolve_file
 
-    copied = []
-    for name in TOKENIZER_FILES:
-        try:
-            path = resolve_file(source, name)
-        except OSError:
-            return copied
-        if path is not None:
-            shutil.copyfile(path, os.path.join(folder, name))
-            copied.append(name)
-    return copied
+    def read(source, hub_kwargs):  # the files' bytes: a save into `source` between two copies cannot mix them
+        contents = {}
+        for name in TOKENIZER_FILES:
+            try:
+                path = resolve_file(source, name, **hub_kwargs)
+            except OSError:
+                return contents
+            if path is not None:
+                with open(path, "rb") as f:
+                    contents[name] = f.read()
+        return contents
+
+    contents = read_one_save(source, {}, read)
+    for name, content in contents.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(content)
+    return list(contents)
 
 
 def output_target(path: str) -> tuple[str, bool]:

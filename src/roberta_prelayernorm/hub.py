@@ -114,10 +114,10 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
     """read(source, hub_kwargs) of a checkpoint as one save, although another process may be saving into it.
 
     A local folder is opened once and read through that handle (/proc/self/fd/N where there is one): a save
-    that swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and a read cut short
-    by the old folder's removal is repeated on the new one. A read during a save that moves files into the
-    folder itself (a mount point, a user's folder: an entry's inode changes, or a staged `.new-*` is there) is
-    repeated too. Hub snapshots never change and are read as they are.
+    that swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and a read that the old
+    folder's removal cut short or took a file from is repeated on the new one. A read during a save that moves
+    files into the folder itself (a mount point, a user's folder: an entry's inode changes, or a staged `.new-*`
+    is there) is repeated too. Hub snapshots never change and are read as they are.
     """
     import time
 
@@ -137,13 +137,15 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
         try:
             with save_lock(fd, shared=True):  # a save moving files into this folder waits for the read
                 before = _snapshot(fd)
+                if _swapped(folder, fd):  # swapped out before the snapshot: its removal may have begun, retry
+                    continue
                 try:
                     result = read(handle, local)
                 except (OSError, ValueError) as err:
                     if attempt + 1 < attempts and _changed(folder, fd, before):
                         continue
                     raise _renamed(err, handle, folder) from err.__cause__
-                if not _changed(folder, fd, before, swapped_is_fine=handle != folder):
+                if not _changed(folder, fd, before, read_through_fd=handle != folder):
                     return result
         finally:
             os.close(fd)
@@ -188,20 +190,27 @@ def _snapshot(fd: int) -> tuple:
     return tuple(entries)
 
 
-def _changed(folder: str, fd: int, before: tuple, swapped_is_fine: bool = False) -> bool:
-    """Whether the folder opened as `fd` is no longer the one at `folder` (a save swapped a new one in; fine for a
-    read that went through `fd` to its end: a swapped-out folder is never written into, only removed), or was
-    written into since its `_snapshot` was `before`, or is being written into (a staged `.new-*`)."""
+def _changed(folder: str, fd: int, before: tuple, read_through_fd: bool = False) -> bool:
+    """Whether a read of the folder opened as `fd`, whose `_snapshot` was `before`, may have mixed saves or missed
+    a file: the folder was written into since (an entry's inode changed), or is being written into (a staged
+    `.new-*`); or it is no longer the one at `folder` (a save swapped a new one in) and the read went through the
+    path, or went through `fd` while the old folder's removal took an entry away (a file that is optional, such
+    as a tokenizer's special_tokens_map.json, would be missed without an error). A swapped-out folder is never
+    written into, only removed, so a read through `fd` that lost no entry is of one save."""
+    after = _snapshot(fd)
+    if _swapped(folder, fd):
+        return not read_through_fd or after != before
+    return after != before or any(entry[0].startswith(".new-") for entry in before + after)
+
+
+def _swapped(folder: str, fd: int) -> bool:
+    """Whether the folder opened as `fd` is no longer the one at `folder` (a save swapped a new one in)."""
     now = os.fstat(fd)
     try:
         at_path = os.stat(folder)
-        swapped = (at_path.st_dev, at_path.st_ino) != (now.st_dev, now.st_ino)
     except FileNotFoundError:
-        swapped = True
-    if swapped:
-        return not swapped_is_fine
-    after = _snapshot(fd)
-    return after != before or any(entry[0].startswith(".new-") for entry in before + after)
+        return True
+    return (at_path.st_dev, at_path.st_ino) != (now.st_dev, now.st_ino)
 
 
 def _renamed(err: Exception, handle: str, folder: str) -> Exception:

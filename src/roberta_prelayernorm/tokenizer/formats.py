@@ -15,7 +15,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 
 from ..errors import SettingError
 from ..files import atomic_folder, atomic_write_text
-from ..hub import CheckpointNotFoundError, pop_hub_kwargs, resolve_file
+from ..hub import CheckpointNotFoundError, pop_hub_kwargs, read_one_save, resolve_file
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ FILES = {
     "special_tokens_map": "special_tokens_map.json",
     "added_tokens": "added_tokens.json",
 }
+# Where checkpoints older than tokenizer_config.json's added_tokens_decoder keep their special and added tokens.
+OLDER_FILES = ("special_tokens_map", "added_tokens")
 # tokenizer_config.json keys that are options of this class; other keys (tokenizer_class, errors, auto_map...)
 # concern other tokenizers or are fixed here.
 CONFIG_OPTIONS = (
@@ -71,13 +73,20 @@ def read_pretrained(name_or_path, kwargs: dict, class_name: str) -> dict:
     unknown = set(kwargs) - set(CONFIG_OPTIONS)
     if unknown:
         raise TypeError(f"from_pretrained got unexpected argument(s) {sorted(unknown)}; allowed: {CONFIG_OPTIONS}")
-    paths = {key: resolve_file(name_or_path, filename, **hub) for key, filename in FILES.items()}
-    if paths["tokenizer_file"] is None and (paths["vocab_file"] is None or paths["merges_file"] is None):
-        raise CheckpointNotFoundError(
-            f"{os.fspath(name_or_path)!r} has no tokenizer: it needs tokenizer.json, or vocab.json and merges.txt"
-        )
-    config = read_json(paths["config"])
-    check_config(paths["config"], config)
+
+    def read(source, hub_kwargs):  # every file of one save (hub.read_one_save), as the model's config and weights
+        paths = {key: resolve_file(source, filename, **hub_kwargs) for key, filename in FILES.items()}
+        if paths["tokenizer_file"] is None and (paths["vocab_file"] is None or paths["merges_file"] is None):
+            raise CheckpointNotFoundError(f"{os.fspath(name_or_path)!r} has no tokenizer: it needs tokenizer.json, "
+                                          "or vocab.json and merges.txt")
+        config = read_json(paths["config"])
+        check_config(paths["config"], config)
+        # The backend is read here too, not by the constructor from paths that may hold a later save by then.
+        backend = read_files(paths["tokenizer_file"], paths["vocab_file"], paths["merges_file"])
+        older = "added_tokens_decoder" not in config  # only older checkpoints' tokens are in the other two files
+        return config, *(read_json(paths[key] if older else None) for key in OLDER_FILES), backend
+
+    config, special_tokens_map, added_tokens_file, backend = read_one_save(name_or_path, hub, read)
     tokenizer_class = config.get("tokenizer_class")
     if tokenizer_class and "Roberta" not in tokenizer_class and tokenizer_class != class_name:
         logger.warning(
@@ -95,23 +104,20 @@ def read_pretrained(name_or_path, kwargs: dict, class_name: str) -> dict:
     else:
         # Older checkpoints: special tokens (maybe with flags) in special_tokens_map.json, extra tokens in
         # added_tokens.json, handled as transformers does.
-        for key, value in read_json(paths["special_tokens_map"]).items():
+        for key, value in special_tokens_map.items():
             if key in CONFIG_OPTIONS:
                 options[key] = value
         specials = {content(value) for key, value in options.items() if key in SPECIAL_TOKENS_ATTRIBUTES}
         specials.update(content(value) for value in options.get("additional_special_tokens", ()))
-        for text, index in read_json(paths["added_tokens"]).items():
+        for text, index in added_tokens_file.items():
             special = text in specials
             added_tokens[index] = AddedToken(text, lstrip=False, rstrip=False, normalized=not special, special=special)
     options.update(kwargs)
     if options.get("model_max_length") is None:
         options.pop("model_max_length", None)
 
-    if paths["tokenizer_file"] is not None:
-        files = {"tokenizer_file": paths["tokenizer_file"]}
-    else:
-        files = {"vocab_file": paths["vocab_file"], "merges_file": paths["merges_file"]}
-    return {**files, "added_tokens_decoder": added_tokens, "name_or_path": os.fspath(name_or_path), **options}
+    return {"tokenizer_object": backend, "added_tokens_decoder": added_tokens, "name_or_path": os.fspath(name_or_path),
+            **options}
 
 
 def write_pretrained(
