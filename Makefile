@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch that lies on disk (a plain `torch` requirement would pull a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast browser interop bench clean
+.PHONY: demo test test-fast system-tools interop bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,19 +17,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/roberta-prelayernorm demo
 
-test: $(STAMP) browser
+test: $(STAMP) system-tools
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-# The server's page is tested in Debian's chromium (with its chromedriver): installed here when missing, as root or
-# with password-less sudo where apt-get exists; otherwise that test skips and says why, and nothing fails.
-browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+# Two tests need Debian packages: the server's page runs in chromium (with its chromedriver), and `export --int8`
+# runs on an emulated AVX2-only CPU (qemu-user). They are installed here when missing, as root or with
+# password-less sudo where apt-get exists; otherwise those tests skip and say why, and nothing fails.
+SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver qemu-x86_64:qemu-user
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || \
+	  missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
 	  if [ "$$SUDO" != no ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium and chromium-driver for the page test"; \
-	    { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium \
-	      chromium-driver; } >/dev/null 2>&1 || echo "could not install chromium: the page test will skip"; \
-	  else echo "no chromium, and no apt-get as root: the page test will skip"; fi; \
+	    echo "installing$$missing for the page and emulated-CPU tests"; \
+	    { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; } \
+	      >/dev/null 2>&1 || echo "could not install$$missing: their tests will skip"; \
+	  else echo "no apt-get as root for$$missing: their tests will skip"; fi; \
 	fi
 
 # The quick loop while working (under 2 minutes): everything but the `slow` tests.
@@ -52,7 +56,8 @@ interop: $(STAMP) $(INTEROP_VENV)/.installed
 	HF_HUB_OFFLINE=1 $(INTEROP_VENV)/bin/python .ci/interop.py check-and-save $(INTEROP_DIR)
 	HF_HUB_OFFLINE=1 $(PY) .ci/interop.py check-theirs $(INTEROP_DIR)
 
-# Timings against transformers on the same weights (minutes; run on a quiet machine).
+# Timings against transformers on the same weights (minutes; run on a quiet machine). Each script writes its figures
+# to benchmarks/results/; the README's tables are then rewritten from the newest runs on the CPU they name.
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_peers.py
