@@ -52,3 +52,27 @@ def tiny(tmp_path_factory):
     from training_utils import make_tiny_model
 
     return make_tiny_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="module")
+def heads(tiny, tmp_path_factory):
+    """A folder per task command's head on the tiny model (66 positions: 64 tokens) with its tokenizer, named by
+    the command: classify, tag, answer, choose, fill-mask."""
+    import torch
+
+    import roberta_prelayernorm as rp
+
+    folders = {}
+    base = tmp_path_factory.mktemp("heads")
+    tokenizer = rp.AutoTokenizer.from_pretrained(tiny)
+    for task, cls in (("classify", rp.RobertaPreLayerNormForSequenceClassification),
+                      ("tag", rp.RobertaPreLayerNormForTokenClassification),
+                      ("answer", rp.RobertaPreLayerNormForQuestionAnswering),
+                      ("choose", rp.RobertaPreLayerNormForMultipleChoice),
+                      ("fill-mask", rp.RobertaPreLayerNormForMaskedLM)):
+        torch.manual_seed(0)
+        folder = str(base / task)
+        cls(rp.RobertaPreLayerNormConfig.from_pretrained(tiny)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[task] = folder
+    return folders

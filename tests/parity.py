@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+import roberta_prelayernorm as rp
+
 ATOL = 1e-5
 
 HEADS = [
@@ -60,3 +62,14 @@ def assert_close(ours, theirs, where: str, rows=None, atol: float = ATOL) -> Non
         ours, theirs = ours[rows], theirs[rows]
     diff = (ours.float() - theirs.float()).abs().max().item() if ours.numel() else 0.0
     assert diff <= atol, f"{where}: max abs difference {diff:.3g} > {atol}"
+
+
+def tiny(cls=rp.RobertaPreLayerNormForMaskedLM, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return cls(rp.RobertaPreLayerNormConfig(**tiny_config_dict(**overrides))).eval()
+
+
+def loaded_pair(tmp_path, name, **config):
+    theirs = transformers_model(name, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **config)
+    theirs.save_pretrained(tmp_path)
+    return theirs, getattr(rp, name).from_pretrained(tmp_path)

@@ -1,10 +1,19 @@
-"""from_pretrained / save_pretrained: file formats, shards, the hub cache, dtypes, key prefixes, bad files."""
+"""checkpoint.py: from_pretrained / save_pretrained, atomic saves and the errors of bad files.
+
+File formats, shards, the hub cache, dtypes, key prefixes, bad files; a save killed or interrupted at any write
+leaves the previous checkpoint.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 import torch
@@ -13,6 +22,7 @@ from safetensors.torch import load_file
 import roberta_prelayernorm as rp
 from hubcache import add_to_hub_cache, go_offline
 from parity import assert_close, padded_batch, tiny_config_dict, transformers_model
+from training_utils import run_cli, writes_fail_after
 
 transformers = pytest.importorskip("transformers")
 
@@ -151,19 +161,6 @@ def test_tied_weights_are_saved_once(tmp_path):
     assert reloaded.lm_head.decoder.weight is not reloaded.get_input_embeddings().weight
 
 
-def test_bin_files_never_unpickle_code(tmp_path):
-    transformers_model(MLM).config.save_pretrained(tmp_path)
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, ("touch " + str(tmp_path / "pwned"),))
-
-    torch.save({"x": Payload()}, tmp_path / "pytorch_model.bin")
-    with pytest.raises(ValueError, match="pytorch_model.bin"):
-        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
-    assert not (tmp_path / "pwned").exists()
-
-
 def test_shard_index_leaving_the_folder_is_refused(tmp_path):
     transformers_model(MLM).config.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "../evil.safetensors"}}))
@@ -213,3 +210,157 @@ def test_gradient_checkpointing_reaches_every_module_that_declares_it():
     assert model.is_gradient_checkpointing and model.roberta_prelayernorm.encoder.gradient_checkpointing
     model.gradient_checkpointing_disable()
     assert not model.is_gradient_checkpointing
+
+
+KILLED_SAVE = textwrap.dedent("""
+    import sys, time, torch, safetensors.torch
+    import roberta_prelayernorm as rp
+    from parity import tiny_config_dict
+
+    folder, marker = sys.argv[1], sys.argv[2]
+    real_save = safetensors.torch.save_file
+
+    def slow_save(tensors, path, metadata=None):
+        real_save(tensors, path, metadata=metadata)
+        with open(path, "r+b") as f:  # half-written on purpose: truncate, tell the parent, wait to be killed
+            f.truncate(100)
+        open(marker, "w").close()
+        time.sleep(60)
+
+    safetensors.torch.save_file = slow_save
+    torch.manual_seed(1)
+    rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict())).save_pretrained(folder)
+""")
+
+
+def test_save_killed_mid_write_leaves_the_previous_checkpoint_intact(tmp_path):
+    torch.manual_seed(0)
+    model = rp.RobertaPreLayerNormForMaskedLM(rp.RobertaPreLayerNormConfig(**tiny_config_dict()))
+    model.save_pretrained(tmp_path / "ckpt")
+    before = {f: (tmp_path / "ckpt" / f).read_bytes() for f in os.listdir(tmp_path / "ckpt")}
+    marker = tmp_path / "writing"
+    tests_dir = os.path.dirname(__file__)
+    process = subprocess.Popen([sys.executable, "-c", KILLED_SAVE, str(tmp_path / "ckpt"), str(marker)],
+                               env={**os.environ, "PYTHONPATH": tests_dir})
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the saving process never got mid-write"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    after = {f: (tmp_path / "ckpt" / f).read_bytes() for f in before}
+    assert after == before  # model.safetensors and config.json untouched
+    leftovers = set(os.listdir(tmp_path / "ckpt")) - set(before)
+    assert all(name.startswith(".model.safetensors.") and name.endswith(".tmp") for name in leftovers)
+    reloaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path / "ckpt")
+    for key, value in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value), key
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through temporary files, which are private (0600); the final files are not."""
+    umask = os.umask(0o022)
+    try:
+        torch.manual_seed(0)
+        rp.RobertaPreLayerNormModel(rp.RobertaPreLayerNormConfig(**tiny_config_dict())).save_pretrained(tmp_path)
+    finally:
+        os.umask(umask)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_save_pretrained_interrupted_at_every_write_leaves_the_previous_folder(tmp_path, monkeypatch, tiny):
+    folder = tmp_path / "model"
+    config = rp.RobertaPreLayerNormConfig.from_pretrained(tiny)
+    torch.manual_seed(0)
+    old = rp.RobertaPreLayerNormForMaskedLM(config)
+    old.save_pretrained(folder)
+    rp.AutoTokenizer.from_pretrained(tiny).save_pretrained(folder)
+    torch.manual_seed(1)
+    new = rp.RobertaPreLayerNormForMaskedLM(config)
+    for k in range(3):  # model.safetensors, config.json, then done
+        count = writes_fail_after(monkeypatch, k)
+        try:
+            new.save_pretrained(folder)
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.undo()
+        loaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(folder)
+        expected = new if count[0] <= k else old
+        torch.testing.assert_close(loaded.state_dict(), expected.state_dict(), rtol=0, atol=0)
+        assert len(rp.AutoTokenizer.from_pretrained(folder)) == len(rp.AutoTokenizer.from_pretrained(tiny))
+        assert sorted(os.listdir(tmp_path)) == ["model"]  # no temporary folder left behind
+    assert count[0] <= k  # the last round completed
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_legacy_bin_loads(tmp_path, tiny):
+    model = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tiny)
+    folder = tmp_path / "legacy"
+    rp.RobertaPreLayerNormConfig.from_pretrained(tiny).save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    loaded = rp.RobertaPreLayerNormForMaskedLM.from_pretrained(folder)
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict(), rtol=0, atol=0)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_weights_of_integer_dtypes_and_pickled_code_are_named(heads, tmp_path):
+    """Weights of integer dtypes are named; a .bin holding pickled code is refused, naming it, and the code never
+    runs (print here; os.system writing a file at the end)."""
+    from safetensors.torch import save_file
+
+    from roberta_prelayernorm.checkpoint import CheckpointError
+
+    model = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"])
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["classifier.dense.weight"] = state["classifier.dense.weight"].to(torch.int64)
+    state["classifier.out_proj.bias"] = state["classifier.out_proj.bias"] > 0
+    folder = tmp_path / "ints"
+    folder.mkdir()
+    (folder / "config.json").write_text(open(os.path.join(heads["classify"], "config.json")).read())
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"classifier.dense.weight is int64, classifier.out_proj.bias is bool; "
+                                              r"weights must be floating point"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(str(folder))
+
+    class Code:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(open(os.path.join(heads["classify"], "config.json")).read())
+    torch.save({"classifier.dense.weight": Code()}, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError) as caught:
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(str(folder))
+    message = str(caught.value)
+    assert "pytorch_model.bin holds pickled code (print), which is refused" in message
+    assert "weights_only" not in message and "\n" not in message
+
+    transformers_model(MLM).config.save_pretrained(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    torch.save({"x": Payload()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="pytorch_model.bin"):
+        rp.RobertaPreLayerNormForMaskedLM.from_pretrained(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_api_mistakes_are_clear_errors(tiny, heads):
+    with pytest.raises(TypeError, match="name_or_path must be a folder or a hub id .* got None"):
+        rp.RobertaPreLayerNormModel.from_pretrained(None)
+    with pytest.raises(ValueError, match="id2label must have the keys 0..1"):
+        rp.RobertaPreLayerNormConfig(id2label={0: "a", 2: "b"})
+    classifier = rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"])
+    with pytest.raises(ValueError, match="needs a RobertaPreLayerNormForQuestionAnswering model"):
+        rp.pipeline("question-answering", model=classifier, tokenizer=rp.AutoTokenizer.from_pretrained(tiny))
+    with pytest.raises(ValueError, match="needs a float32 model"):
+        rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(heads["classify"], quantize="int8",
+                                                                        torch_dtype=torch.bfloat16)
+    code, _, err = run_cli("fill-mask", "--model", heads["fill-mask"], "a <mask>", "--top-k", "100000")
+    assert code == 2 and "top_k=100000 is more than the model's vocabulary" in err

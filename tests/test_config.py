@@ -1,10 +1,12 @@
-"""config.json in and out, as transformers reads and writes it."""
+"""config.py: config.json in and out, as transformers reads and writes it, and the values it refuses."""
 
 import json
+import os
 
 import pytest
 
 import roberta_prelayernorm as rp
+from parity import tiny_config_dict
 
 transformers = pytest.importorskip("transformers")
 
@@ -123,3 +125,43 @@ def test_the_published_checkpoint_config_loads_and_round_trips(tmp_path):
                     label2id={"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2})
     assert written == expected
     assert transformers.AutoConfig.from_pretrained(tmp_path / "out").num_labels == 3
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("field, value, message", [
+    ("is_decoder", "false", "config.is_decoder must be true or false, got str 'false'"),
+    ("tie_word_embeddings", 0, "config.tie_word_embeddings must be true or false, got int 0"),
+    ("hidden_act", 1, "config.hidden_act=1 is not supported"),
+    ("vocab_size", 10**12, r"config.vocab_size=1000000000000 is larger than this package builds \(at most 4194304\)"),
+    ("num_hidden_layers", 10**9, r"config.num_hidden_layers=1000000000 is larger than this package builds"),
+    ("max_position_embeddings", 10**9, "config.max_position_embeddings=1000000000 is larger"),
+    ("intermediate_size", 200_000, r"config describes about 1.7e\+12 parameters \(hidden_size=4096, "
+                                   r"num_hidden_layers=1000, .*at most 1e\+11\)"),
+])
+def test_config_json_values_of_the_wrong_type_or_size_are_refused(tmp_path, tiny, field, value, message):
+    config = json.loads(open(os.path.join(tiny, "config.json")).read())
+    config[field] = value
+    if field == "intermediate_size":  # each size allowed, all together a model of 1.7e12 parameters
+        config.update(hidden_size=4096, num_attention_heads=32, num_hidden_layers=1000)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        rp.RobertaPreLayerNormConfig.from_pretrained(str(folder))
+
+
+def test_config_fields_saved_only_when_set_and_transformers_keeps_them(tmp_path):
+    import transformers
+
+    config = rp.RobertaPreLayerNormConfig(**tiny_config_dict())
+    assert config.sparse_prediction is False and config.sparse_pred_ignore_index == -100
+    assert "sparse_prediction" not in json.loads(config.to_json_string())
+    config.sparse_prediction = True
+    config.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["sparse_prediction"] is True
+    assert transformers.RobertaPreLayerNormConfig.from_pretrained(tmp_path).sparse_prediction is True
+    assert rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path).sparse_prediction is True
+    with pytest.raises(ValueError, match="config.sparse_prediction must be true or false, got 'yes'"):
+        rp.RobertaPreLayerNormConfig(sparse_prediction="yes")
+    with pytest.raises(ValueError, match="config.sparse_pred_ignore_index must be an int, got 1.5"):
+        rp.RobertaPreLayerNormConfig(sparse_pred_ignore_index=1.5)

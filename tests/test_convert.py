@@ -1,8 +1,9 @@
-"""Other layouts of this family's weights: princeton-nlp's Hugging Face folders (loaded directly), fairseq and
-DeepSpeed-kernel training checkpoints (the `convert` command), the restricted unpickler, post-LN refusals.
+"""layouts.py and convert.py: other layouts of this family's weights, loaded directly or converted.
 
-Each synthetic checkpoint is written from a tiny transformers model by the inverse of the mapping, so loading
-or converting it must give exactly that model's outputs, here and in transformers.
+princeton-nlp's Hugging Face folders (loaded directly), fairseq and DeepSpeed-kernel training checkpoints (the
+`convert` command), the restricted unpickler, post-LN refusals. Each synthetic checkpoint is written from a tiny
+transformers model by the inverse of the mapping, so loading or converting it must give exactly that model's
+outputs, here and in transformers.
 """
 
 from __future__ import annotations

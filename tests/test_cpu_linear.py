@@ -1,4 +1,4 @@
-"""The oneDNN CPU Linear path: same numbers as the plain path, never stale weights, off where it must be."""
+"""cpu_linear.py: oneDNN's Linear path gives the plain path's numbers, never stale weights, off where it must be."""
 
 from __future__ import annotations
 

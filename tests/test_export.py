@@ -1,4 +1,4 @@
-"""`roberta-prelayernorm export`: every head to ONNX, run in onnxruntime on other shapes, equal to PyTorch."""
+"""export.py: every head to ONNX, run in onnxruntime on other shapes, equal to PyTorch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The main test: every head and forward flag gives transformers' numbers on the same weights, both ways.
+"""modeling.py against transformers: every head and forward flag gives its numbers on the same weights, both ways.
 
 transformers 4.57.6 builds tiny random models and saves them; this package loads them and must return the same
 logits, losses, hidden states and attentions (to 1e-5, at real-token positions), and the reverse.
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import roberta_prelayernorm as rp
-from parity import HEADS, assert_close, padded_batch, transformers_model
+from parity import HEADS, assert_close, loaded_pair, padded_batch, transformers_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -264,3 +264,29 @@ def test_full_size_efficient_mlm_architecture_runs_512_tokens():
     with torch.no_grad():
         out = model(torch.randint(3, 50265, (1, 512)))
     assert out.last_hidden_state.shape == (1, 512, 1024) and torch.isfinite(out.last_hidden_state).all()
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_padding_free_training_step_gives_transformers_gradients(tmp_path, checkpointing):
+    theirs, ours = loaded_pair(tmp_path, "RobertaPreLayerNormForMaskedLM")
+    theirs.train(), ours.train()
+    if checkpointing:
+        ours.gradient_checkpointing_enable()
+    input_ids, attention_mask, token_type_ids = padded_batch(99, lengths=(9, 2, 5, 7))
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    for model in (theirs, ours):
+        model(input_ids, attention_mask, token_type_ids, labels=labels).loss.backward()
+    their_grads = dict(theirs.named_parameters())
+    for name, param in ours.named_parameters():
+        assert_close(param.grad, their_grads[name].grad, f"grad of {name}", atol=1e-6)
+
+
+def test_bf16_autocast_on_cpu_is_close(tmp_path):
+    theirs, ours = loaded_pair(tmp_path, "RobertaPreLayerNormForSequenceClassification")
+    input_ids, attention_mask, _ = padded_batch(99)
+    with torch.no_grad():
+        reference = ours(input_ids, attention_mask).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = ours(input_ids, attention_mask).logits
+    assert fast.dtype == torch.bfloat16
+    assert_close(fast.float(), reference, "bf16 logits", atol=0.05)

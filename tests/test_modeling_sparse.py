@@ -1,9 +1,11 @@
-"""Sparse prediction (config.sparse_prediction): the LM head, and the last layer's queries and feed-forward
-block, run at the labelled positions only; loss and gradients equal the dense computation and transformers'."""
+"""modeling.py's sparse prediction (config.sparse_prediction): equal to the dense computation and transformers'.
+
+The LM head, and the last layer's queries and feed-forward block, run at the labelled positions only; loss and
+gradients equal the dense computation and transformers'.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -141,23 +143,6 @@ def test_labels_of_the_wrong_shape_are_refused():
     input_ids, attention_mask, _, labels = mlm_batch()
     with pytest.raises(ValueError, match=r"labels must have shape \(3, 9\), got \(3, 8\)"):
         sparse(input_ids, attention_mask=attention_mask, labels=labels[:, :8])
-
-
-def test_config_fields_saved_only_when_set_and_transformers_keeps_them(tmp_path):
-    import transformers
-
-    config = rp.RobertaPreLayerNormConfig(**tiny_config_dict())
-    assert config.sparse_prediction is False and config.sparse_pred_ignore_index == -100
-    assert "sparse_prediction" not in json.loads(config.to_json_string())
-    config.sparse_prediction = True
-    config.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["sparse_prediction"] is True
-    assert transformers.RobertaPreLayerNormConfig.from_pretrained(tmp_path).sparse_prediction is True
-    assert rp.RobertaPreLayerNormConfig.from_pretrained(tmp_path).sparse_prediction is True
-    with pytest.raises(ValueError, match="config.sparse_prediction must be true or false, got 'yes'"):
-        rp.RobertaPreLayerNormConfig(sparse_prediction="yes")
-    with pytest.raises(ValueError, match="config.sparse_pred_ignore_index must be an int, got 1.5"):
-        rp.RobertaPreLayerNormConfig(sparse_pred_ignore_index=1.5)
 
 
 def test_trainer_steps_are_sparse_and_saved_models_answer_densely(tmp_path):

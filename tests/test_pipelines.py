@@ -1,4 +1,4 @@
-"""Task pipelines against transformers' pipelines on the same tiny checkpoints (the oracle).
+"""pipelines/: the task pipelines against transformers' pipelines on the same tiny checkpoints (the oracle).
 
 Each checkpoint is a tiny random encoder with a head whose weights are scaled up, so scores are spread out and
 rankings are not decided by float noise; the tokenizer is the `bpe_dir` vocabulary saved by transformers'
@@ -8,6 +8,7 @@ RobertaTokenizerFast with a short model_max_length, so long inputs are split.
 from __future__ import annotations
 
 import contextlib
+import random
 import warnings
 
 import pytest
@@ -15,6 +16,7 @@ import torch
 
 import roberta_prelayernorm as rp
 from roberta_prelayernorm.pipelines import pipeline
+from training_utils import LONG
 
 transformers = pytest.importorskip("transformers")
 
@@ -292,3 +294,53 @@ def test_pipeline_is_exported_lazily():
             "from roberta_prelayernorm.pipelines import pipeline; assert 'torch' not in sys.modules; "
             "assert rp.pipeline is pipeline")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def random_text(rng: random.Random, words: int) -> str:
+    """Words of letters, digits, punctuation and non-ASCII, with runs of spaces, tabs and newlines between."""
+    pieces = ["dog", "the", "Berlin", "1991", "é", "naïve", "--", "...", "日本語", "x", "it's", "🙂", "a.b"]
+    spaces = [" ", " ", " ", "  ", "\t", "\n", " \n "]
+    return "".join(rng.choice(pieces) + rng.choice(spaces) for _ in range(words))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_long_texts_are_cut_by_characters_with_the_same_ids(heads):
+    classify = rp.pipeline("text-classification", model=heads["classify"], truncation=True)
+    choose = rp.pipeline("multiple-choice", model=heads["choose"], truncation=True)
+    tokenizer = classify.tokenizer
+    seen, call = [], tokenizer.__call__
+
+    class Recording(type(tokenizer)):
+        """The tokenizer, recording the length of each text it is given."""
+
+        def __call__(self, text, text_pair=None, **kwargs):
+            seen.extend(len(t) for t in (text if isinstance(text, list) else [text]) if isinstance(t, str))
+            return call(text, text_pair, **kwargs)
+
+    tokenizer.__class__ = Recording
+    rng = random.Random(0)
+    for words in (3, 40, 300, 3000, 20000):
+        text, short = random_text(rng, words), random_text(rng, 5)
+        # Two long texts: the oracle, tokenizers' own truncation, makes overflowing pieces for every pair of
+        # windows of the two (quadratic: gigabytes at 20,000 words each), so only up to 300 words.
+        both = [{"text": text, "text_pair": text[::-1]}] if words <= 300 else []
+        for item in [text, {"text": text, "text_pair": short}, {"text": short, "text_pair": text}] + both:
+            expected = call(item, truncation=True) if isinstance(item, str) else call(
+                item["text"], item["text_pair"], truncation=True)
+            assert classify.features(item, classify.options) == [{"input_ids": expected["input_ids"]}]
+        choices = [short, text[::-1]] if both else [short, short[::-1]]
+        expected = call([text, text], choices, truncation=True)["input_ids"]
+        assert [f["input_ids"] for f in choose.features({"prompt": text, "choices": choices}, choose.options)] \
+            == expected
+    # The 20,000-word texts (about 88,000 characters) reached the tokenizer cut; so does a pair of them.
+    assert len(text) > 80_000 and max(seen) < 20_000
+    assert len(classify.features({"text": text, "text_pair": text}, classify.options)[0]["input_ids"]) == 64
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_pipelines_take_the_length_from_the_model_when_the_tokenizer_has_none(heads):
+    tokenizer = rp.AutoTokenizer.from_pretrained(heads["classify"], model_max_length=None)
+    assert tokenizer.model_max_length > 1e20
+    classify = rp.pipeline("text-classification", model=heads["classify"], tokenizer=tokenizer)
+    assert classify.tokenizer.model_max_length == 64
+    assert classify(LONG, truncation=True)[0]["label"]

@@ -1,13 +1,11 @@
-"""Metric functions against scikit-learn / scipy and hand-checked cases; batching and masking."""
+"""tasks/metrics.py: metric functions against scikit-learn / scipy and hand-checked cases."""
 
 import math
 import random
 
 import pytest
-import torch
 
 from roberta_prelayernorm.tasks import metrics
-from roberta_prelayernorm.tasks.collate import collate, mask_tokens
 
 
 def test_accuracy_and_macro_f1_match_sklearn():
@@ -63,37 +61,3 @@ def test_squad_normalisation_exact_match_and_f1():
 def test_perplexity():
     assert metrics.perplexity(math.log(7.0)) == pytest.approx(7.0)
     assert metrics.perplexity(1e6) == float("inf")
-
-
-def test_collate_pads_each_batch_to_its_longest():
-    features = [{"input_ids": [0, 5, 2], "attention_mask": [1, 1, 1], "labels": [-100, 3, -100]},
-                {"input_ids": [0, 2], "attention_mask": [1, 1], "labels": [-100, -100]}]
-    batch = collate(features, pad_token_id=1, padded=("input_ids", "attention_mask", "labels"))
-    assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
-    assert batch["labels"].tolist() == [[-100, 3, -100], [-100, -100, -100]]
-    choices = [{"input_ids": [[0, 2], [0, 7, 8, 2]], "labels": 1}]
-    batch = collate(choices, 1, padded=("input_ids",), stacked=("labels",))
-    assert batch["input_ids"].shape == (1, 2, 4) and batch["labels"].tolist() == [1]
-
-
-@pytest.mark.parametrize("mode", ["80-10-10", "mask"])
-def test_masking_rate_and_split(mode):
-    ids = torch.randint(10, 1000, (64, 256))
-    special = torch.zeros_like(ids)
-    special[:, 0] = special[:, -1] = 1
-    inputs, labels = mask_tokens(ids, special, 0.4, mode, mask_token_id=3, vocab_size=1000,
-                                 generator=torch.Generator().manual_seed(0))
-    chosen = labels != -100
-    assert not chosen[:, 0].any() and not chosen[:, -1].any()
-    assert chosen.float().mean().item() == pytest.approx(0.4 * 254 / 256, abs=0.01)
-    assert torch.equal(labels[chosen], ids[chosen])
-    masked = (inputs == 3) & chosen
-    kept = (inputs == ids) & chosen
-    share = masked.sum().item() / chosen.sum().item()
-    if mode == "mask":
-        assert share == 1.0
-    else:
-        assert share == pytest.approx(0.8, abs=0.02)
-        assert kept.sum().item() / chosen.sum().item() == pytest.approx(0.1, abs=0.02)  # ~0.1 + 0.1/1000 random hits
-    assert torch.equal(inputs[~chosen], ids[~chosen])

@@ -1,4 +1,7 @@
-"""The train / evaluate commands end to end in subprocesses, and 2-process DDP (gloo) against 1 process."""
+"""training/cli.py: the train / evaluate commands: end to end, DDP, one-line errors, the same task options.
+
+End to end in subprocesses, 2-process DDP (gloo) against 1 process.
+"""
 
 import json
 import os
@@ -9,9 +12,10 @@ import pytest
 import torch
 
 import roberta_prelayernorm as rp
-from training_utils import data, head, make_tiny_model
+from roberta_prelayernorm.training import Trainer
+from training_utils import config, data, head, make_tiny_model, run_cli
 
-pytestmark = pytest.mark.slow  # subprocesses and DDP: `make test-fast` leaves them out
+# The end-to-end tests are `slow` (subprocesses and DDP): `make test-fast` leaves them out.
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
@@ -22,6 +26,7 @@ def cli(*args, launcher=(sys.executable, "-m", "roberta_prelayernorm")):
     return result
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path):
     model = make_tiny_model(str(tmp_path / "tiny"))
     train = head(data("ner_train.jsonl"), 32, tmp_path / "train.jsonl")
@@ -47,6 +52,7 @@ def test_train_then_evaluate(tmp_path):
     assert "examples:" in help_text and "torchrun" in help_text and '"tokens": [str, ...]' in help_text
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     model = make_tiny_model(str(tmp_path / "tiny"), dropout=0.0)  # dropout draws would differ between processes
     train = head(data("sentiment_train.jsonl"), 48, tmp_path / "train.jsonl")
@@ -68,6 +74,7 @@ def test_ddp_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     assert [e["loss"] for e in trains[0]] == pytest.approx([e["loss"] for e in trains[1]], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_ddp_on_the_memory_mapped_corpus_equals_ddp_on_json_lines(tmp_path):
     """torchrun ranks read disjoint blocks of a tokenize-corpus folder: the run equals one on the JSON Lines."""
     model = make_tiny_model(str(tmp_path / "tiny"), dropout=0.0)
@@ -88,12 +95,40 @@ def test_ddp_on_the_memory_mapped_corpus_equals_ddp_on_json_lines(tmp_path):
     assert losses[0] == losses[1] and len(losses[0]) == 2
 
 
-def test_demo_runs_at_a_tenth_of_its_scale(tmp_path):
-    """`make demo`'s job, smaller: every task trains, saves a loadable model and appears in the closing table."""
-    out = cli("demo", "--scale", 0.1, "--output", tmp_path / "demo").stdout
-    assert "Validation metrics on the shipped task sets" in out
-    tasks = ("masked-lm", "sequence-classification", "token-classification", "question-answering", "multiple-choice")
-    for task in tasks:
-        assert any(line.split()[:1] == [task] for line in out.splitlines()), task
-        assert {"best", "last", "metrics.jsonl", "config.json"} <= set(os.listdir(tmp_path / "demo" / task)), task
-    rp.RobertaPreLayerNormForSequenceClassification.from_pretrained(tmp_path / "demo" / "sequence-classification")
+@pytest.mark.usefixtures("one_thread")
+def test_train_and_evaluate_errors_are_one_line(tmp_path, tiny):
+    code, _, err = run_cli("train", "--task", "sequence-classification", "--model", tiny, "--train",
+                           tmp_path / "missing.jsonl", "--output", tmp_path / "out")
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "missing.jsonl" in err
+    code, _, err = run_cli("evaluate", "--task", "sequence-classification", "--model", tiny, "--data",
+                           data("sentiment_validation.jsonl"), "--batch-size", "0")
+    assert code == 2 and "batch_size=0" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("train", "--task", "sequence-classification", "--model", tiny, "--train",
+                           data("sentiment_train.jsonl"), "--output", tmp_path / "o", "--epochs", "inf")
+    assert code == 2 and "epochs=inf" in err, err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_evaluate_takes_the_options_train_takes(tmp_path, tiny):
+    """A tagger trained with label_all_pieces is evaluated with it (the loss counts every piece's label), from
+    Python and on the command line (evaluate has every task option train has)."""
+    import argparse
+
+    from roberta_prelayernorm.training import evaluate
+    from roberta_prelayernorm.training.cli import add_commands
+
+    trainer = Trainer(config(tmp_path, "token-classification", tiny, max_steps=3, label_all_pieces=True))
+    results = trainer.train()
+    kwargs = dict(max_length=64, batch_size=16)
+    again = evaluate("token-classification", str(tmp_path / "out" / "last"), trainer.config.validation,
+                     label_all_pieces=True, **kwargs)
+    assert again == pytest.approx(results, rel=1e-5)
+    first_pieces = evaluate("token-classification", str(tmp_path / "out" / "last"), trainer.config.validation,
+                            **kwargs)
+    assert first_pieces["loss"] != pytest.approx(results["loss"], rel=1e-5)  # the option changes what is scored
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--task", "token-classification", "--model", "m", "--data", "d",
+                              "--label-all-pieces", "--stride", "8", "--compile"])
+    assert args.label_all_pieces and args.stride == 8 and args.compile

@@ -1,8 +1,10 @@
-"""tokenize-corpus and the memory-mapped corpus: the same blocks as the JSON Lines path, resumable writing,
-and masked-LM training on it that resumes after SIGKILL to the weights of an uninterrupted run."""
+"""training/corpus.py and corpus_cli.py: tokenize-corpus and the memory-mapped corpus.
+
+The same blocks as the JSON Lines path, resumable writing, and masked-LM training on it that resumes after SIGKILL
+to the weights of an uninterrupted run.
+"""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -17,8 +19,7 @@ from roberta_prelayernorm.cli import main
 from roberta_prelayernorm.training import Trainer, TrainingConfig, read_records
 from roberta_prelayernorm.training.corpus import CorpusBlocks, CorpusError, write_corpus
 from roberta_prelayernorm.tasks import make_task
-from test_training_trainer import KILLED_RUN
-from training_utils import data, head, make_tiny_model
+from training_utils import KILLED_RUN, data, head, make_tiny_model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -163,25 +164,6 @@ def test_resume_after_sigkill_on_the_corpus_gives_the_same_weights(tmp_path, tin
     resumed.train(resume=True)
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
-
-
-def test_epoch_plan_ranks_take_disjoint_blocks_and_scale():
-    from roberta_prelayernorm.training.trainer import Distributed, EpochPlan, generator
-
-    def taken(plan):
-        return [i for k in range(len(plan)) for batch in plan[k] for i in batch]
-
-    plans = [EpochPlan(100, generator(42, 3), 4, 2, Distributed(rank, 2, rank)) for rank in range(2)]
-    assert not set(taken(plans[0])) & set(taken(plans[1])) and len(taken(plans[0])) == len(taken(plans[1])) == 50
-    # step by step, the two ranks together see what one process with twice the batch sees
-    one = EpochPlan(100, generator(42, 3), 8, 2, Distributed())
-    for k in range(len(one)):
-        assert [sorted(a + b) for a, b in zip(plans[0][k], plans[1][k])] == [sorted(batch) for batch in one[k]]
-    # 101 blocks over 2 ranks: one is left out, so both take the same number of steps
-    assert [len(taken(EpochPlan(101, generator(42, 3), 4, 2, Distributed(r, 2, r)))) for r in range(2)] == [50, 50]
-    # a corpus of 10^9 blocks: the plan is made per step, the shuffle only when a step is asked for
-    huge = EpochPlan(10**9, generator(42, 0), 32, 128, Distributed())
-    assert len(huge) == math.ceil(10**9 / 32 / 128) and huge.order is None
 
 
 def test_a_line_that_is_not_utf8_is_named(tiny, tmp_path, capsys):

@@ -1,6 +1,8 @@
-"""Multi-node training with torchrun: two "nodes" of one process each on localhost, joined by torchrun's c10d
-rendezvous, equal a single process with the same global batch; the output folder is written once (by global
-rank 0 only), and a two-node run resumed from a mid-run checkpoint equals an uninterrupted one.
+"""training/ under torchrun across nodes: two nodes equal one process; the output is written once; resume.
+
+Two "nodes" of one process each on localhost, joined by torchrun's c10d rendezvous, equal a single process with the
+same global batch; the output folder is written once (by global rank 0 only), and a two-node run resumed from a
+mid-run checkpoint equals an uninterrupted one.
 
 The c10d rendezvous ignores --node-rank and gives global rank 0 to the participant that sorts first (by host
 name, then agent pid: on one machine, by chance), so nothing here depends on which launch gets which rank.

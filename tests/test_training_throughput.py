@@ -1,4 +1,4 @@
-"""Throughput reporting: tokens/s (and MFU with a known peak) in metrics.jsonl; the FLOPs count; the peak table."""
+"""training/throughput.py: tokens/s (and MFU with a known peak) in metrics.jsonl; FLOPs count; peak table."""
 
 import json
 
