@@ -39,8 +39,8 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 sys.path.insert(0, SRC)  # this working tree's package, installed or not
 
 from bench_pretraining import MASK_ID  # noqa: E402
-from common import (BASE, EFFICIENT_MLM, LARGE, RESULTS, command_line, cpu_info, full_batch,  # noqa: E402
-                    git_state, same_weights, slug, version)
+from common import (AT_START, BASE, EFFICIENT_MLM, LARGE, RESULTS, command_line, cpu_info,  # noqa: E402
+                    full_batch, same_weights, slug, version)
 from gpu_report import COLUMNS, ROWS, cell_text, derive, merged, table  # noqa: E402
 from roberta_prelayernorm import modeling  # noqa: E402
 from roberta_prelayernorm.modeling import VARLEN_ENV, positions_where  # noqa: E402
@@ -326,7 +326,7 @@ def machine(bench: Bench) -> dict:
 
 def results_path(info: dict) -> str:
     """Where a run's figures go by default: results/bench_gpu_<gpu, or cpu with --device cpu>_<commit>.json."""
-    return os.path.join(RESULTS, f"bench_gpu_{slug(info['gpu'] or info['cpu'])}_{git_state()['commit']}.json")
+    return os.path.join(RESULTS, f"bench_gpu_{slug(info['gpu'] or info['cpu'])}_{AT_START['commit']}.json")
 
 
 def main() -> None:
@@ -373,7 +373,7 @@ def main() -> None:
           flush=True)
     args.json = args.json or results_path(info)
     results = {"script": "bench_gpu", "command": command_line(),
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **git_state(),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **AT_START,
                "machine": info, "peak_flops": bench.peak, "settings": vars(args), "rows": {}}
     for row in rows:
         title, kind, size, _, _, columns, _ = ROWS[row]

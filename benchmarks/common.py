@@ -85,6 +85,10 @@ def git_state() -> dict:
             "uncommitted": [line[3:] for line in changed]}
 
 
+# The code a run measures is the code it loaded: the tree as the script starts (others may commit while it runs).
+AT_START = git_state()
+
+
 def load_average():
     """The 1, 5 and 15-minute load averages as the run ends: above the core count, other work shared the CPUs
     with the run and its figures are low (its ratios, interleaved, less so)."""
@@ -104,7 +108,7 @@ def write_results(script: str, rows: list, settings: dict, variant: str = "", fo
     """Write a run's figures with where they come from to <folder>/<script>_<cpu>_<commit>[_<variant>].json
     (a rerun at the same commit replaces its file) and return the path. `variant` tells apart runs of one
     script with different workloads (sizes, batches) that the README shows side by side."""
-    info, state = machine_info(), git_state()
+    info, state = machine_info(), AT_START
     record = {"script": script, "variant": variant or None, "command": command_line(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               **state, "machine": info, "load_average": load_average(), "settings": settings, "rows": rows,
