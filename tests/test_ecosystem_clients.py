@@ -247,6 +247,73 @@ def test_generate_takes_transformers_arguments():
         ours.generate(ids, num_beams=2)
 
 
+def forward_positions(theirs):
+    """transformers' causal LM, its generate() giving each new token the position its own forward gives it.
+    transformers' generate numbers positions from 0 (attention_mask.cumsum - 1) where RoBERTa's forward numbers
+    them from pad_token_id + 1, so its generate picks other tokens than its forward would; generate() here
+    follows the forward (test_generate_takes_transformers_arguments). Everything else is transformers' own."""
+    class Forward(type(theirs)):
+        def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs):
+            inputs = super().prepare_inputs_for_generation(input_ids, past_key_values=past_key_values,
+                                                           attention_mask=attention_mask, **kwargs)
+            inputs.pop("position_ids", None)  # the forward makes them from input_ids and the cache's length
+            return inputs
+
+    theirs.__class__ = Forward
+    return theirs
+
+
+GENERATE_CALLS = {  # name: (generate's arguments, a seed for sampling); "config" stands for a GenerationConfig
+    "defaults": ({}, None),
+    "max_length": ({"max_length": 9}, None),
+    "sampling": ({"do_sample": True}, 3),  # transformers samples among the 50 likeliest tokens by default
+    "sampling with temperature": ({"do_sample": True, "temperature": 0.7, "max_new_tokens": 10}, 5),
+    "config's max_new_tokens over max_length": ({"config": {"max_new_tokens": 5}, "max_length": 12}, None),
+    "config's defaults from the model's": ({"config": {"max_length": 10, "do_sample": False}}, None),
+    "eos list, pad from eos": ({"eos_token_id": [2, 36], "pad_token_id": None, "max_new_tokens": 12}, None),
+}
+
+
+@pytest.mark.parametrize("call", GENERATE_CALLS)
+def test_generate_defaults_as_transformers(call):
+    import transformers
+
+    ours, theirs = pair("RobertaPreLayerNormForCausalLM", is_decoder=True)
+    theirs = forward_positions(theirs)
+    kwargs, seed = GENERATE_CALLS[call]
+    kwargs = dict(kwargs)
+    if "config" in kwargs:
+        kwargs["generation_config"] = transformers.GenerationConfig(**kwargs.pop("config"))
+    prompts = torch.randint(3, 99, (2, 4), generator=torch.Generator().manual_seed(0))
+    got = []
+    for model in (ours, theirs):
+        if seed is not None:
+            torch.manual_seed(seed)
+        got.append(model.generate(prompts, **kwargs))
+    assert torch.equal(got[0], got[1]), (got[0].tolist(), got[1].tolist())
+
+
+def test_generate_reads_the_checkpoints_generation_config_as_transformers(tmp_path):
+    import transformers
+
+    ours, _ = pair("RobertaPreLayerNormForCausalLM", is_decoder=True)
+    ours.generation_config.max_new_tokens, ours.generation_config.eos_token_id = 3, 36
+    ours.save_pretrained(tmp_path)  # generation_config.json beside config.json, as transformers writes it
+    loaded = rp.RobertaPreLayerNormForCausalLM.from_pretrained(tmp_path)
+    theirs = forward_positions(transformers.RobertaPreLayerNormForCausalLM.from_pretrained(tmp_path))
+    assert theirs.generation_config.max_new_tokens == 3
+    prompts = torch.randint(3, 99, (2, 4), generator=torch.Generator().manual_seed(0))
+    got, expected = loaded.generate(prompts), theirs.generate(prompts)
+    assert torch.equal(got, expected) and got.shape == (2, 7)
+    (tmp_path / "generation_config.json").write_text('{"max_new_tokens": "5"}')
+    with pytest.raises(ValueError, match=r"generation_config.json: max_new_tokens must be an int, got str '5'$"):
+        rp.RobertaPreLayerNormForCausalLM.from_pretrained(tmp_path)
+    (tmp_path / "generation_config.json").write_text('{"repetition_penalty": 1.2}')
+    loaded = rp.RobertaPreLayerNormForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"^generation setting repetition_penalty=1.2 is not supported \(only 1.0\)"):
+        loaded.generate(prompts)  # refused, not ignored: transformers' tokens would differ
+
+
 def test_peft_causal_lm_task_type_trains_and_generates():
     from peft import LoraConfig, get_peft_model
 

@@ -81,6 +81,42 @@ def load_checkpoint_weights(name_or_path, hub_kwargs: dict) -> tuple[dict[str, t
     return state, filename
 
 
+GENERATION_CONFIG = "generation_config.json"
+# generation_config.json fields generate() reads, with what each must be (None is allowed for each).
+GENERATION_TYPES = {
+    "max_length": (lambda v: type(v) is int, "an int"),
+    "max_new_tokens": (lambda v: type(v) is int, "an int"),
+    "top_k": (lambda v: type(v) is int, "an int"),
+    "temperature": (lambda v: type(v) in (int, float), "a number"),
+    "top_p": (lambda v: type(v) in (int, float), "a number"),
+    "do_sample": (lambda v: type(v) is bool, "true or false"),
+    "return_dict_in_generate": (lambda v: type(v) is bool, "true or false"),
+    "pad_token_id": (lambda v: type(v) is int, "a token id"),
+    "eos_token_id": (lambda v: type(v) is int or isinstance(v, list) and all(type(i) is int for i in v),
+                     "a token id or a list of them"),
+}
+
+
+def read_generation_file(name_or_path, hub_kwargs: dict) -> Optional[dict]:
+    """The checkpoint's generation_config.json (transformers writes it beside a causal LM's config.json), or None;
+    CheckpointError naming the file, field and value where it cannot be used."""
+    path = resolve_file(name_or_path, GENERATION_CONFIG, **hub_kwargs)
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            fields = json.load(f)
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+            raise CheckpointError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(fields).__name__}")
+    for name, (ok, allowed) in GENERATION_TYPES.items():
+        if fields.get(name) is not None and not ok(fields[name]):
+            raise CheckpointError(f"{path}: {name} must be {allowed}, got {type(fields[name]).__name__} "
+                                  f"{fields[name]!r:.80}")
+    return fields
+
+
 def match_prefix(state: dict[str, torch.Tensor], model: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
     """Adapt keys between a bare model and a model with a head (`prefix` = "roberta_prelayernorm")."""
     has_prefix = any(key.startswith(prefix + ".") for key in state)
@@ -274,6 +310,9 @@ class PreTrainedMixin:
         with atomic_folder(save_directory) as folder:  # weights and config.json swapped in together
             write_weights(folder, tensors, safe_serialization, parse_size(max_shard_size), save_function)
             config.save_pretrained(folder)
+            if self.can_generate():  # as transformers: the generation settings beside the config
+                atomic_write_text(os.path.join(folder, GENERATION_CONFIG),
+                                  json.dumps(self.generation_fields(), indent=2, sort_keys=True) + "\n")
         if push_to_hub:
             from .hub import upload_folder
 
@@ -323,9 +362,10 @@ class PreTrainedMixin:
             else:
                 config = RobertaPreLayerNormConfig.coerce(given)
                 config.update(kwargs)
-            return (foreign, config, *load_checkpoint_weights(source, hub_kwargs))
+            generation = read_generation_file(source, hub_kwargs) if cls.can_generate() else None
+            return (foreign, config, generation, *load_checkpoint_weights(source, hub_kwargs))
 
-        foreign, config, state, filename = read_one_save(name_or_path, hub_kwargs, read)
+        foreign, config, generation, state, filename = read_one_save(name_or_path, hub_kwargs, read)
         config._name_or_path = os.fspath(name_or_path)  # PEFT records it as the adapters' base model
         source = f"{name_or_path}/{filename}"
         if foreign:
@@ -334,6 +374,8 @@ class PreTrainedMixin:
         model, info = cls.from_state_dict(config, state, dtype=dtype, source=source,
                                           ignore_mismatched_sizes=ignore_mismatched_sizes,
                                           model_args=model_args, init_kwargs=init_kwargs)
+        if generation is not None:  # generate() and generation_config read it, as transformers' would
+            model._generation_file = generation
         if quantize == "int8":
             from .quantization import quantize_int8
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
-from .config import RobertaPreLayerNormConfig
+from .config import RobertaPreLayerNormConfig, max_sequence_length
 from .cpu_linear import Linear
 from .errors import SettingError
 from .outputs import (
@@ -870,6 +870,20 @@ class RobertaPreLayerNormForMaskedLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
         return self.finish(MaskedLMOutput, return_dict, base, loss, logits=logits)
 
 
+# The generation settings generate() implements, with transformers' GenerationConfig() defaults (4.57).
+GENERATION_DEFAULTS = {"max_length": 20, "max_new_tokens": None, "do_sample": False, "temperature": 1.0, "top_k": 50,
+                       "top_p": 1.0, "eos_token_id": None, "pad_token_id": None, "return_dict_in_generate": False}
+# Settings with which transformers' generate() picks other tokens and that generate() does not implement, with the
+# default that leaves each off: a generation_config.json setting one is refused, not ignored.
+UNSUPPORTED_GENERATION = {"num_beams": 1, "num_return_sequences": 1, "min_length": 0, "min_new_tokens": None,
+                          "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                          "bad_words_ids": None, "sequence_bias": None, "forced_bos_token_id": None,
+                          "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+                          "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "min_p": None,
+                          "penalty_alpha": None, "exponential_decay_length_penalty": None, "guidance_scale": None,
+                          "stop_strings": None, "max_time": None, "renormalize_logits": False}
+
+
 class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedModel):
     """Left-to-right LM (config.is_decoder=True), with a key/value cache and optional cross-attention."""
 
@@ -911,19 +925,50 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
 
     @property
     def generation_config(self):
-        """transformers' GenerationConfig with this config's token ids, made on first use (needs transformers):
-        generate() reads its fields where its own arguments are not given, as transformers' pipelines expect."""
+        """transformers' GenerationConfig of this model, made on first use (needs transformers) as transformers
+        makes it: from the checkpoint's generation_config.json, else from config.json's generation fields (its
+        token ids). generate() reads it where its arguments and a generation_config passed to it leave a field
+        unset; save_pretrained writes it."""
         if self.__dict__.get("_generation_config") is None:
             from transformers import GenerationConfig
 
-            self._generation_config = GenerationConfig(bos_token_id=self.config.bos_token_id,
-                                                       eos_token_id=self.config.eos_token_id,
-                                                       pad_token_id=self.config.pad_token_id)
+            self._generation_config = GenerationConfig.from_dict(self.generation_fields())
         return self._generation_config
 
     @generation_config.setter
     def generation_config(self, value) -> None:
         self._generation_config = value
+
+    def generation_fields(self) -> dict:
+        """The model's generation settings that differ from transformers' defaults, as generation_config.json
+        holds them; without transformers too."""
+        if self.__dict__.get("_generation_config") is not None:
+            config = self._generation_config
+            fields = config.to_diff_dict() if hasattr(config, "to_diff_dict") else dict(vars(config))
+        elif self.__dict__.get("_generation_file") is not None:  # the checkpoint's generation_config.json
+            fields = dict(self._generation_file)
+        else:  # transformers' GenerationConfig.from_model_config: config.json's generation fields
+            fields = {key: value for key, value in self.config.to_dict().items()
+                      if value is not None and (key in GENERATION_DEFAULTS or key in UNSUPPORTED_GENERATION
+                                                or key == "bos_token_id")}
+            fields["_from_model_config"] = True
+        return {key: value for key, value in fields.items() if key != "transformers_version"}
+
+    def _generation_settings(self, generation_config, arguments: dict) -> dict:
+        """Each setting generate() reads, as transformers resolves it: the argument where given, else the passed
+        generation_config's field where it is not transformers' default, else the model's own generation config
+        (generation_fields), else transformers' default."""
+        own = self.generation_fields()
+        settings = {}
+        for name, default in {**GENERATION_DEFAULTS, **UNSUPPORTED_GENERATION}.items():
+            value = arguments.get(name)
+            if value is None and generation_config is not None:
+                value = getattr(generation_config, name, None)
+                value = None if value == default else value
+            if value is None:
+                value = own.get(name)
+            settings[name] = default if value is None else value
+        return settings
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None, **kwargs) -> dict:
         """The forward arguments of one decoding step: with a cache, only the last token is new (PEFT's causal-LM
@@ -943,50 +988,62 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
         """Greedy (default) or sampled decoding with the key/value cache; returns prompt + new tokens (B, T + n),
         or with `return_dict_in_generate` an output whose `sequences` they are.
 
-        Arguments not given come from `generation_config` (transformers' GenerationConfig, or any object with its
-        fields) where one is passed, else: 20 new tokens, greedy. `max_length` counts the prompt;
-        `max_new_tokens` wins over it. Sequences that emit `eos_token_id` (an id or a list) are padded with
-        `pad_token_id` afterwards. Beam search and several sequences per prompt are not implemented.
+        Settings are resolved as transformers' generate() resolves them: an argument, else a field of the
+        `generation_config` passed (transformers' GenerationConfig, or any object with its fields) that is not
+        transformers' default, else the model's own `generation_config` (the checkpoint's generation_config.json
+        or config.json's token ids), else transformers' defaults: greedy; sampling keeps the 50 likeliest tokens
+        (top_k); 20 new tokens, fewer where the model's positions end. `max_length` counts the prompt;
+        `max_new_tokens` wins over it. Rows that emit `eos_token_id` (an id or a list) are padded with
+        `pad_token_id` (the first end id where none is set) afterwards. Beam search, several sequences per prompt
+        and the logits processors of transformers (repetition penalties, ...) are not implemented: they are
+        refused. Positions count the prompt's real tokens as the model's forward does (transformers' generate
+        numbers them from 0, unlike its forward, and so picks other tokens).
         """
         if input_ids is None:
             raise SettingError("generate needs input_ids (the prompt, at least one token per row)")
-
-        def setting(value, name, default):  # the argument, else the generation config's field, else the default
-            if value is None and generation_config is not None:
-                value = getattr(generation_config, name, None)
-            return default if value is None else value
-
-        if max_new_tokens is None and max_length is not None:
-            max_new_tokens = max_length - input_ids.size(1)
-        max_new_tokens = setting(max_new_tokens, "max_new_tokens", None)
-        if max_new_tokens is None:
-            configured = getattr(generation_config, "max_length", None)
-            max_new_tokens = 20 if configured is None else configured - input_ids.size(1)
-        do_sample, temperature = setting(do_sample, "do_sample", False), setting(temperature, "temperature", 1.0)
-        top_k, top_p = setting(top_k, "top_k", None), setting(top_p, "top_p", None)
-        eos_token_id, pad_token_id = setting(eos_token_id, "eos_token_id", None), setting(pad_token_id,
-                                                                                          "pad_token_id", None)
-        for name, value in (("num_beams", setting(num_beams, "num_beams", 1)),
-                            ("num_return_sequences", setting(num_return_sequences, "num_return_sequences", 1))):
-            if value != 1:
-                raise SettingError(f"{name}={value} is not supported: generate() decodes one sequence per prompt, "
-                                   "greedily or by sampling (transformers' RobertaPreLayerNormForCausalLM has beams)")
-        tokens = self._decode(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
-                              eos_token_id, pad_token_id, encoder_hidden_states, encoder_attention_mask, generator)
-        if setting(return_dict_in_generate, "return_dict_in_generate", False):
+        settings = self._generation_settings(generation_config, {
+            "max_new_tokens": max_new_tokens, "max_length": max_length, "do_sample": do_sample,
+            "temperature": temperature, "top_k": top_k, "top_p": top_p, "eos_token_id": eos_token_id,
+            "pad_token_id": pad_token_id, "num_beams": num_beams, "num_return_sequences": num_return_sequences,
+            "return_dict_in_generate": return_dict_in_generate})
+        for name, default in UNSUPPORTED_GENERATION.items():
+            if settings[name] != default:
+                raise SettingError(f"generation setting {name}={settings[name]!r:.80} is not supported (only "
+                                   f"{default!r}): generate() decodes one sequence per prompt, greedily or by "
+                                   "sampling (transformers' RobertaPreLayerNormForCausalLM has it)")
+        prompt = input_ids.size(1)
+        if settings["max_new_tokens"] is not None:
+            max_new_tokens = settings["max_new_tokens"]
+            if max_new_tokens < 1:
+                raise SettingError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        elif max_length is None and settings["max_length"] == GENERATION_DEFAULTS["max_length"]:
+            # transformers' default: 20 new tokens, no more than the model's positions take.
+            limit = max_sequence_length(self.config)
+            max_new_tokens = min(GENERATION_DEFAULTS["max_length"], limit - prompt)
+            if max_new_tokens < 1:
+                raise SettingError(f"the prompt has {prompt} tokens, and the model takes at most {limit}: no room "
+                                   "for new tokens; shorten the prompt")
+        else:
+            max_new_tokens = settings["max_length"] - prompt
+            if max_new_tokens < 1:
+                raise SettingError(f"max_length={settings['max_length']} counts the prompt, which has {prompt} "
+                                   f"tokens: give a max_length above {prompt}, or max_new_tokens")
+        eos_token_id, pad_token_id = settings["eos_token_id"], settings["pad_token_id"]
+        if pad_token_id is None and eos_token_id is not None:  # as transformers: finished rows repeat the end id
+            pad_token_id = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
+        tokens = self._decode(input_ids, attention_mask, max_new_tokens, settings["do_sample"],
+                              settings["temperature"], settings["top_k"], settings["top_p"], eos_token_id,
+                              pad_token_id, encoder_hidden_states, encoder_attention_mask, generator)
+        if settings["return_dict_in_generate"]:
             return GenerateDecoderOnlyOutput(sequences=tokens)
         return tokens
 
     def _decode(self, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p, eos_token_id,
                 pad_token_id, encoder_hidden_states, encoder_attention_mask, generator) -> torch.Tensor:
-        if max_new_tokens < 0:
-            raise SettingError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         if do_sample and not temperature > 0:
             raise SettingError(f"temperature must be > 0 when sampling, got {temperature}")
         if top_p is not None and not 0 < top_p <= 1:
             raise SettingError(f"top_p must be in (0, 1], got {top_p}")
-        eos_token_id = self.config.eos_token_id if eos_token_id is None else eos_token_id
-        pad_token_id = self.config.pad_token_id if pad_token_id is None else pad_token_id
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         # RoBERTa positions count real tokens, so padding in the prompt shifts the positions that follow it.
@@ -1013,7 +1070,10 @@ class RobertaPreLayerNormForCausalLM(LMHeadMixin, RobertaPreLayerNormPreTrainedM
             tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
             step_ids = next_ids[:, None]
             attention_mask = torch.cat([attention_mask, torch.ones_like(step_ids)], dim=1)
-            position_ids, next_position = next_position, next_position + 1
+            # A new token that is the padding id takes the padding position, as the embeddings give it (and as
+            # transformers' generate does); the tokens after it count it.
+            position_ids = next_position.masked_fill(step_ids == self.config.pad_token_id, self.config.pad_token_id)
+            next_position = next_position + 1
             if eos_token_id is not None and bool(done.all()):
                 break
         return tokens
