@@ -67,7 +67,9 @@ bench: $(STAMP)
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_pretraining.py
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_training.py --workload full
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_load.py
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_checks.py
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(PY) bench_tokenizer.py
+	$(PY) tools/readme_tables.py --latest
 
 clean:
 	rm -rf $(VENV) $(INTEROP_VENV) .pytest_cache .hypothesis

@@ -18,12 +18,12 @@ RESULTS = "benchmarks/results/bench_peers_amd-epyc_abc1234_base.json"
 MARKER = f"<!-- table: cpu-roofline {RESULTS} -->"
 
 
-def write_results(folder, roofline=ROOFLINE):
+def write_results(folder, roofline=ROOFLINE, path=RESULTS, date="2026-12-04T20:00:00+00:00"):
     record = {"script": "bench_peers", "variant": "base", "command": "python benchmarks/bench_peers.py --rounds 5",
-              "date": "2026-12-04T20:00:00+00:00", "commit": "abc1234", "dirty": False, "uncommitted": [],
+              "date": date, "commit": "abc1234", "dirty": False, "uncommitted": [],
               "machine": MACHINE, "load_average": [1.0, 1.2, 0.9], "settings": {"size": "base"}, "rows": [],
               "roofline_gflop_s": roofline}
-    path = folder / RESULTS
+    path = folder / path
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
 
@@ -48,7 +48,7 @@ def test_a_results_file_becomes_the_table_with_its_source(tmp_path):
         "Generated from benchmarks/results/ by tools/readme_tables.py. Machine: AMD EPYC (family 25, model 17), 2\n"
         "cores, 2 threads, avx2 avx512f; torch 2.13.0+cpu, transformers 4.57.6, onnxruntime 1.32.0. Files:\n"
         "`bench_peers_amd-epyc_abc1234_base.json` (commit abc1234, 2026-12-04, `python benchmarks/bench_peers.py\n"
-        "--rounds 5`, load average 0.9 at the end).\n"
+        "--rounds 5`, 15-minute load average 0.9 as it ended).\n"
         "<!-- /table -->\n\nAfter.\n")
     assert readme_tables.main(["--readme", str(path), "--check"]) == 0
 
@@ -73,3 +73,13 @@ def test_a_marker_that_names_nothing_usable_fails(tmp_path, capsys, marker, erro
     path.write_text(f"{marker}\n<!-- /table -->\n")
     assert readme_tables.main(["--readme", str(path), "--check"]) == 1
     assert error in capsys.readouterr().err
+
+
+def test_latest_points_a_marker_at_the_newest_run_of_its_kind(tmp_path):
+    write_results(tmp_path)
+    newer = "benchmarks/results/bench_peers_amd-epyc_def5678_base.json"
+    write_results(tmp_path, {"MKL sgemm (torch.matmul)": 190.0}, newer, date="2026-12-05T08:00:00+00:00")
+    path = readme(tmp_path)
+    assert readme_tables.main(["--readme", str(path), "--latest"]) == 0
+    text = path.read_text()
+    assert f"<!-- table: cpu-roofline {newer} -->" in text and "| MKL sgemm (torch.matmul) | 190 |" in text

@@ -2,6 +2,7 @@
 
     python tools/readme_tables.py            # rewrite every table in README.md
     python tools/readme_tables.py --check    # exit 1, naming each table that differs from its files
+    python tools/readme_tables.py --latest   # first point each marker at the newest run of its files' kind
 
 A table lies between two marker comments; the opening one names the table's kind and the result files (paths
 from the README's folder) it is made from, in the order its rows take:
@@ -10,7 +11,10 @@ from the README's folder) it is made from, in the order its rows take:
     (generated: the table, then a note naming the machine, commit, date and command of each file)
     <!-- /table -->
 
-To show a new run, point the marker at its file and run this script; the figures are never typed in by hand.
+To show a new run, point the marker at its file (or let --latest do it) and run this script; the figures are
+never typed in by hand. --latest replaces each named file with the newest file (by its recorded date) of the
+same script, variant and CPU in the same folder: a run on another machine replaces nothing until a marker names
+it.
 Needs no torch: the check is quick enough for CI.
 """
 
@@ -69,7 +73,8 @@ def gpu_table(records: list) -> list:
 
 
 def peers_table(records: list) -> list:
-    """bench_peers: useful tokens/s of every system, and each one's speed against ONNX Runtime at its precision."""
+    """bench_peers: useful tokens/s of every system, its speed against ONNX Runtime at its precision and how far
+    its logits are from transformers'."""
     (record,) = records
     rows = record["rows"]
     systems = [system for system in PEERS if any(row["system"] == system for row in rows)]
@@ -79,6 +84,8 @@ def peers_table(records: list) -> list:
         first = next(iter(cells.values()))
         lines.append([f"{batch(first)}: useful tokens/s", *(f"{cells[s]['tok_s']:.0f}" for s in systems)])
         lines.append([f"{workload}: speed vs ONNX Runtime, wall / CPU s", *(peer_ratio(cells[s]) for s in systems)])
+        lines.append([f"{workload}: largest logit difference from transformers",
+                      *("reference" if s == "transformers" else f"{cells[s]['max_logit_diff']:.1g}" for s in systems)])
     return markdown([f"{record['settings']['size']} size", *(PEERS[s] for s in systems)], lines)
 
 
@@ -137,9 +144,8 @@ def load_rows(record: dict) -> list:
 
 
 def checks_rows(record: dict) -> list:
-    overheads = ", ".join(f"{row['checks_overhead_cpu']:+.1%} at {row['workload'].rsplit(' ', 1)[-1]}"
-                          for row in record["rows"])
-    return [["input checks (`bench_checks.py`): their cost in CPU s", "", overheads, ""]]
+    overheads = ", ".join(f"{row['checks_overhead_cpu']:+.1%} ({row['workload']})" for row in record["rows"])
+    return [["input checks (`bench_checks.py`): their cost in CPU s (below 0: noise)", "", overheads, ""]]
 
 
 STEP_ROWS = {"bench_training": training_rows, "bench_pretraining": pretraining_rows, "bench_load": load_rows,
@@ -181,7 +187,7 @@ def source_text(record: dict) -> str:
     if record.get("command"):
         parts.append(f"`{record['command']}`")
     if record.get("load_average"):
-        parts.append(f"load average {record['load_average'][-1]:g} at the end")
+        parts.append(f"15-minute load average {record['load_average'][-1]:g} as it ended")
     return f"`{os.path.basename(record['path'])}`" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -218,6 +224,35 @@ def body(kind: str, paths: list, folder: str) -> str:
     return "\n".join(lines) + "\n\n" + note(records) + "\n"
 
 
+def same_run_kind(record: dict) -> tuple:
+    return record.get("script"), record.get("variant"), record.get("machine", {}).get("cpu")
+
+
+def newest(folder: str, path: str) -> str:
+    """The newest result file of the same script, variant and CPU as `path` (itself if none is newer or it
+    records no date, as the GPU runs before results carried one do not)."""
+    record = load(folder, path)
+    if not record.get("date"):
+        return path
+    best = record
+    directory = os.path.dirname(path)
+    for name in sorted(os.listdir(os.path.join(folder, directory))):
+        if name.endswith(".json"):
+            other = load(folder, os.path.join(directory, name))
+            if same_run_kind(other) == same_run_kind(record) and other.get("date", "") > best["date"]:
+                best = other
+    return best["path"]
+
+
+def latest(text: str, folder: str) -> str:
+    """The README with every marker's files replaced by the newest of their kind."""
+    def repoint(match):
+        files = "".join(" " + newest(folder, path) for path in match["files"].split())
+        return f"<!-- table: {match['kind']}{files} -->\n{match['body']}<!-- /table -->"
+
+    return MARKER.sub(repoint, text)
+
+
 def regenerate(text: str, folder: str) -> tuple:
     """(the README with every table rewritten, the names of the tables that changed)."""
     stale = []
@@ -236,11 +271,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a table is stale")
+    parser.add_argument("--latest", action="store_true", help="point each marker at the newest run of its kind")
     args = parser.parse_args(argv)
     with open(args.readme, encoding="utf-8") as f:
         text = f.read()
+    folder = os.path.dirname(os.path.abspath(args.readme))
     try:
-        new, stale = regenerate(text, os.path.dirname(os.path.abspath(args.readme)))
+        new, stale = regenerate(latest(text, folder) if args.latest else text, folder)
     except TableError as e:
         print(f"{args.readme}: {e}", file=sys.stderr)
         return 1
