@@ -103,19 +103,18 @@ def command_line() -> str:
     return shlex.join(["python", script, *sys.argv[1:]])
 
 
-def write_results(script: str, rows: list, settings: dict, variant: str = "", folder: str = RESULTS,
-                  **extra) -> str:
-    """Write a run's figures with where they come from to <folder>/<script>_<cpu>_<commit>[_<variant>].json
+def write_results(script: str, rows: list, settings: dict, variant: str = "", **extra) -> str:
+    """Write a run's figures with where they come from to results/<script>_<cpu>_<commit>[_<variant>].json
     (a rerun at the same commit replaces its file) and return the path. `variant` tells apart runs of one
     script with different workloads (sizes, batches) that the README shows side by side."""
-    info, state = machine_info(), AT_START
+    info = machine_info()
     record = {"script": script, "variant": variant or None, "command": command_line(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              **state, "machine": info, "load_average": load_average(), "settings": settings, "rows": rows,
+              **AT_START, "machine": info, "load_average": load_average(), "settings": settings, "rows": rows,
               **extra}
-    os.makedirs(folder, exist_ok=True)
-    name = "_".join(part for part in (script, slug(info["cpu"]), state["commit"], variant) if part)
-    path = os.path.join(folder, f"{name}.json")
+    os.makedirs(RESULTS, exist_ok=True)
+    name = "_".join(part for part in (script, slug(info["cpu"]), AT_START["commit"], variant) if part)
+    path = os.path.join(RESULTS, f"{name}.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
         f.write("\n")
