@@ -23,7 +23,7 @@ uvicorn = pytest.importorskip("uvicorn")
 import roberta_prelayernorm as rp  # noqa: E402
 from roberta_prelayernorm.pipelines import pipeline  # noqa: E402
 from roberta_prelayernorm.serve.app import build_app  # noqa: E402
-from roberta_prelayernorm.serve.engine import Engine, Limits  # noqa: E402
+from roberta_prelayernorm.serve.engine import Batcher, Engine, Limits  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -196,6 +196,21 @@ def test_reduced_precision_serves(models, precision):
         server.stop()
 
 
+def test_bf16_on_a_cpu_without_its_kernels_warns(models, monkeypatch):
+    from roberta_prelayernorm import cpu_linear
+    from roberta_prelayernorm.serve import engine
+
+    warned = []
+    monkeypatch.setattr(engine.logger, "warning", lambda message, *args: warned.append(message))
+    Engine(models["text-classification"], precision="fp32")
+    monkeypatch.setattr(cpu_linear, "_bf16_supported", lambda: True)
+    Engine(models["text-classification"], precision="bf16")
+    assert warned == []
+    monkeypatch.setattr(cpu_linear, "_bf16_supported", lambda: False)  # an AVX2-only CPU such as AMD Zen 3
+    Engine(models["text-classification"], precision="bf16")
+    assert len(warned) == 1 and "slower than fp32" in warned[0]
+
+
 def test_info_health_and_wrong_task(servers):
     info = answered(httpx.get(servers["token-classification"].url + "/info"))
     assert info["task"] == "token-classification" and info["labels"][1] == "B-PER" and info["max_input_length"] == 64
@@ -249,6 +264,44 @@ def test_inputs_split_across_forwards_and_two_batchers(models):
         server.stop()
 
 
+def test_a_lone_forward_gets_every_thread_and_the_others_wait_for_it(models):
+    """Two batchers sharing two threads: a forward with nothing else running or queued runs on both, as an
+    offline pipeline call would, and one starting meanwhile waits for it; with work queued each runs on one."""
+    import torch
+
+    torch.set_num_threads(2)  # the one_thread fixture sets it back
+    batcher = Batcher(Engine(models["text-classification"], limits=Limits(batchers=2)))
+    assert (batcher.all_threads, batcher.share) == (2, 1)
+    seen, inside, release = [], threading.Event(), threading.Event()
+
+    def forward(name, hold=False):
+        with batcher.torch_threads():
+            seen.append((name, torch.get_num_threads()))
+            inside.set()
+            assert not hold or release.wait(10)
+
+    first = threading.Thread(target=forward, args=("lone", True))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=forward, args=("next",))
+    second.start()
+    time.sleep(0.3)
+    assert seen == [("lone", 2)]  # the second waits for the wide forward
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert seen == [("lone", 2), ("next", 2)]  # alone by then: all the threads again
+
+    seen.clear()
+    batcher.pending.append("queued work")
+    with batcher.torch_threads():  # work waits: each forward on its share, running at once
+        assert torch.get_num_threads() == 1
+        overlapping = threading.Thread(target=forward, args=("overlapping",))
+        overlapping.start()
+        overlapping.join(10)
+    assert seen == [("overlapping", 1)]
+
+
 class Gate:
     """Holds every forward of a pipeline until released, recording the lengths it ran."""
 
@@ -280,17 +333,22 @@ def test_overload_answers_429_then_recovers(models):
             response = server.post("/predict", body)
             assert response.status_code == 429 and response.headers["retry-after"] == "1"
             assert "--max-concurrent-requests" in response.json()["error"]
+        tokenized = server.post("/tokenize", {"inputs": "Hello world"})  # it takes a slot as a model request does
+        assert tokenized.status_code == 429 and "--max-concurrent-requests" in tokenized.json()["error"]
         gate.release.set()
         thread.join(10)
         assert first[0].status_code == 200
         assert server.post("/predict", {"inputs": TEXTS[1]}).status_code == 200
+        assert server.post("/tokenize", {"inputs": "Hello world"}).status_code == 200  # its slot given back
         assert metric(server, 'serve_requests_total{route="/predict",status="429"}') == 2
+        assert metric(server, "serve_requests_in_flight") == 0
     finally:
         server.stop()
 
 
 def test_client_disconnect_drops_its_queued_work(models):
-    server = Server(Engine(models["text-classification"]))
+    # One batcher: held in its forward, it leaves the next request queued (a second would take it).
+    server = Server(Engine(models["text-classification"], limits=Limits(batchers=1)))
     try:
         gate = Gate(server.app.state.engine.pipes["text-classification"])
         busy = threading.Thread(target=lambda: server.post("/predict", {"inputs": "x"}))
@@ -321,7 +379,7 @@ def test_client_disconnect_drops_its_queued_work(models):
 
 
 def test_request_timeout_answers_503_and_drops_the_queued_work(models):
-    server = Server(Engine(models["text-classification"], limits=Limits(request_timeout=0.5)))
+    server = Server(Engine(models["text-classification"], limits=Limits(request_timeout=0.5, batchers=1)))
     try:
         gate = Gate(server.app.state.engine.pipes["text-classification"])
         held = []

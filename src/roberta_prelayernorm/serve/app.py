@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from importlib import resources
 from typing import Optional
 
@@ -102,6 +102,20 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
     async def invalid(request, err: RequestValidationError):
         return error_response(422, "validation", validation_message(err.errors()[0]))
 
+    @contextmanager
+    def admitted():
+        """Counts a request in flight while its work runs; past --max-concurrent-requests it is a 429 instead."""
+        if in_flight[0] >= limits.max_concurrent_requests:
+            raise ServeError(429, "overloaded", f"the server is at its limit of {limits.max_concurrent_requests} "
+                             "requests in flight (--max-concurrent-requests); retry later", {"Retry-After": "1"})
+        in_flight[0] += 1
+        metrics.in_flight.inc()
+        try:
+            yield
+        finally:
+            in_flight[0] -= 1
+            metrics.in_flight.dec()
+
     async def run(request: Request, name: str, items: list, single: bool, options: dict):
         """The pipeline `name`'s answer for `items`, run by the batcher: admission, preparing, waiting."""
         pipe = engine.pipes.get(name)
@@ -113,12 +127,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
                              f"{limits.max_inputs_per_request} per request (--max-inputs-per-request)")
         if not batcher.ready:
             raise ServeError(503, "loading", "the model is warming up; retry in a second", {"Retry-After": "1"})
-        if in_flight[0] >= limits.max_concurrent_requests:
-            raise ServeError(429, "overloaded", f"the server is at its limit of {limits.max_concurrent_requests} "
-                             "requests in flight (--max-concurrent-requests); retry later", {"Retry-After": "1"})
-        in_flight[0] += 1
-        metrics.in_flight.inc()
-        try:
+        with admitted():
             # A small body is tokenized right here (well under a millisecond); a thread hop would cost more.
             if int(request.headers.get("content-length") or INLINE_BODY_BYTES + 1) <= INLINE_BODY_BYTES:
                 options, features = prepare(pipe, items, options)
@@ -148,9 +157,6 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
                 return None  # the client has gone: nobody reads an answer
             raise ServeError(503, "timeout", f"not answered within {limits.request_timeout:g} s (--request-timeout): "
                              "the server is busy; retry later", {"Retry-After": "1"})
-        finally:
-            in_flight[0] -= 1
-            metrics.in_flight.dec()
 
     def answer(result) -> Response:
         # JSONResponse straight away: FastAPI's encoder would walk every float of the result again.
@@ -223,7 +229,8 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
         if len(texts) > limits.max_inputs_per_request:
             raise ServeError(413, "payload_too_large", f"inputs holds {len(texts)} items; the server takes at most "
                              f"{limits.max_inputs_per_request} per request (--max-inputs-per-request)")
-        result = await run_in_threadpool(tokens_of, engine.tokenizer, texts, body.add_special_tokens)
+        with admitted():  # tokenizing a large body takes a thread of the pool: it counts like a model request
+            result = await run_in_threadpool(tokens_of, engine.tokenizer, texts, body.add_special_tokens)
         request.state.tokens = sum(map(len, result))
         return JSONResponse(result)
 

@@ -33,8 +33,8 @@ def add_commands(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE,
         description="Serve a model of any task over HTTP: POST /predict (sequence classification), /tag, /answer, "
                     "/choose, /fill-mask, /embed, /v1/embeddings, /tokenize; GET /health, /info, /metrics "
-                    "(Prometheus), /docs (OpenAPI) and a page at /. Requests are batched by tokens on a thread "
-                    "beside the event loop (--batchers: several). Needs the serve extra: "
+                    "(Prometheus), /docs (OpenAPI) and a page at /. Requests are batched by tokens on threads "
+                    "beside the event loop (--batchers). Needs the serve extra: "
                     "pip install 'roberta-prelayernorm[serve]'.")
     parser.add_argument("--model", required=True, help="model folder or hub id (with its tokenizer)")
     parser.add_argument("--task", help="the pipeline task (default: from the config's architecture)")
@@ -49,9 +49,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--max-batch-size", type=positive_int, default=32,
                         help="sequences per forward: what is taken runs sorted by length in forwards of this many, "
                              "each padded to its own longest, as the offline pipelines do (default 32)")
-    parser.add_argument("--batchers", type=positive_int, default=1,
-                        help="forwards run at once, each on its own thread with cores/N torch threads (default 1); "
-                             "2 can keep two or few CPU cores busier than one forward on both")
+    parser.add_argument("--batchers", type=positive_int, default=2,
+                        help="forwards run at once, each on its own thread with torch's threads / N (a lone request: "
+                             "all of them) (default 2: on a busy CPU, two forwards beat one on all the cores)")
     parser.add_argument("--max-concurrent-requests", type=positive_int, default=512,
                         help="requests in flight; more are answered 429 with Retry-After (default 512)")
     parser.add_argument("--max-inputs-per-request", type=positive_int, default=256,
@@ -95,10 +95,6 @@ def run(args) -> int:
                     max_input_length=args.max_input_length, truncate=args.truncate,
                     request_timeout=args.request_timeout)
     device = int(args.device) if args.device is not None and args.device.lstrip("-").isdigit() else args.device
-    if args.batchers > 1:  # the cores shared out between the forwards that run at once
-        import torch
-
-        torch.set_num_threads(max(1, torch.get_num_threads() // args.batchers))
     engine = Engine(args.model, task=args.task, device=device, precision=args.precision, limits=limits)
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]

@@ -12,6 +12,7 @@ never waits on the model.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -36,7 +37,7 @@ class Limits:
 
     max_batch_tokens: int = 16384
     max_batch_size: int = 32
-    batchers: int = 1  # threads running forwards
+    batchers: int = 2  # threads running forwards
     max_concurrent_requests: int = 512
     max_inputs_per_request: int = 256
     max_body_bytes: int = 1 << 20
@@ -77,6 +78,9 @@ class Engine:
         self.device, self.precision, self.name = as_device(device or "cpu"), precision, model
         if precision == "int8" and self.device.type != "cpu":
             raise SettingError(f"--precision int8 runs on the CPU only, not on --device {self.device}; use bf16 there")
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_bf16_kernels():
+            logger.warning("--precision bf16: this CPU has no AVX-512, so oneDNN has no bf16 kernels for it and bf16 "
+                           "runs slower than fp32 here; use fp32 (exact) or int8")
         self.task = task_of(AutoConfig.from_pretrained(model), task)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         loader = AutoModel if self.task is None else _head_class(self.task)
@@ -142,16 +146,24 @@ class Job:
 
 
 class Batcher:
-    """The threads that run the model (`batchers` of them, default 1): each takes waiting features up to
-    max_batch_tokens and runs them. Several let forwards overlap: on a few busy CPU cores, two single-threaded
-    forwards keep the cores busier than one forward whose threads wait for each other."""
+    """The threads that run the model (`batchers` of them, default 2): each takes waiting features up to
+    max_batch_tokens and runs them. Several let forwards overlap: on a few busy CPU cores, two forwards of one
+    thread each keep the cores busier than one forward whose threads wait for each other at every operation
+    (measured in the README's serving table). Each forward gets its share of torch's threads; a forward with
+    nothing else running or waiting (a lone request) gets them all, as an offline pipeline call would, and
+    the other batchers wait for it rather than oversubscribe the cores."""
 
     def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
                  on_drop: Callable[[Job], None] = lambda _: None):
+        import torch
+
         self.engine, self.on_batch, self.on_drop = engine, on_batch, on_drop
         self.pending: collections.deque[Job] = collections.deque()
         self.condition = threading.Condition()
         self.stopping, self.ready = False, False
+        self.all_threads = torch.get_num_threads()
+        self.share = max(1, self.all_threads // engine.limits.batchers)
+        self.running, self.wide = 0, False  # forwards running; whether one of them has all the threads
         self.threads = [threading.Thread(target=self.run, args=(i == 0,), name=f"batcher-{i}", daemon=True)
                         for i in range(engine.limits.batchers)]
 
@@ -185,6 +197,7 @@ class Batcher:
         import torch
 
         torch.set_grad_enabled(False)
+        torch.set_num_threads(self.share)
         if warm_up:  # requests are refused (503) until then, so the other threads wait idle
             try:
                 self.engine.warm_up()
@@ -247,7 +260,8 @@ class Batcher:
             features = [job.flat[index] for job, index in group]
             started = time.perf_counter()
             try:
-                outputs = run_batches(pipe, features)
+                with self.torch_threads():
+                    outputs = run_batches(pipe, features)
             except Exception as err:  # noqa: BLE001 - the requests still waiting on this batch get it (a 500)
                 for job in dict.fromkeys(job for job, _ in batch):
                     if job.remaining:
@@ -265,6 +279,37 @@ class Batcher:
                         job.finish()
                     except Exception as err:  # noqa: BLE001 - that request's error (a 500)
                         job.answer(None, err)
+
+
+    @contextlib.contextmanager
+    def torch_threads(self):
+        """This thread's torch threads for one forward: all of them when no other forward runs and no work
+        waits (then others wait for it to end), else its share."""
+        import torch
+
+        with self.condition:
+            while self.wide:
+                self.condition.wait()
+            wide = self.wide = self.running == 0 and not self.pending and self.share < self.all_threads
+            self.running += 1
+        torch.set_num_threads(self.all_threads if wide else self.share)  # the calling thread's own setting
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.running -= 1
+                if wide:
+                    self.wide = False
+                self.condition.notify_all()
+
+
+def cpu_bf16_kernels() -> bool:
+    """Whether oneDNN runs bf16 matrix products on this CPU: AVX-512 ones (natively with AVX512_BF16 or AMX:
+    Intel Sapphire Rapids and later, AMD Zen 4 and later). Elsewhere (AVX2-only CPUs such as AMD Zen 3) they
+    fall to generic code, slower than fp32."""
+    from ..cpu_linear import _bf16_supported, ops_available
+
+    return ops_available() and _bf16_supported()
 
 
 def _head_class(task: str) -> type:
