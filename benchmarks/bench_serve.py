@@ -9,17 +9,22 @@ fixed mix of ragged texts, one text per request:
                runs it in its thread pool), the usual wrapper
 
 An asynchronous load generator (httpx) keeps 1, 8 and 64 clients busy, each cell bounded in requests and
-seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Reported: requests/s,
-useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size.
+seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Every server runs from
+the start; each round measures the ceilings and then every (clients, server) cell once, so that a machine whose
+load changes weighs on all alike, and the table gives each figure's median over the rounds. Reported:
+requests/s, useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for
+BERT-base size; several `--precision` or `--batchers` values start one server each (the ceiling runs at each
+precision).
 
-    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 20] [--requests 2000]
-                                     [--threads N] [--batchers N]
+    python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 10] [--rounds 3]
+                                     [--threads N] [--batchers N ...] [--precision fp32|bf16|int8 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import math
 import os
@@ -130,34 +135,73 @@ async def load(url: str, texts: list[str], tokens: dict, clients: int, max_reque
             "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
 
 
-def ceiling(folder: str, texts: list[str], tokens: dict) -> dict:
+def ceiling(classify, texts: list[str], tokens: dict, singles: int = 20) -> dict:
     """The package's offline pipeline on the same texts: all at once in length-sorted batches, and one by one."""
-    from roberta_prelayernorm.pipelines import pipeline
-
-    classify = pipeline("text-classification", model=folder, batch_size=32)
-    classify(texts[:64], top_k=None)  # warm-up
     started = time.perf_counter()
     classify(texts, top_k=None)
     elapsed = time.perf_counter() - started
-    singles = []
-    for text in texts[:100]:
+    times = []
+    for text in texts[:singles]:
         t = time.perf_counter()
         classify(text, top_k=None)
-        singles.append(time.perf_counter() - t)
-    return {"requests_s": len(texts) / elapsed, "tokens_s": sum(tokens[t] for t in texts) / elapsed,
-            "single_call_p50_ms": statistics.median(singles) * 1000}
+        times.append(time.perf_counter() - t)
+    return {"tokens_s": sum(tokens[t] for t in texts) / elapsed, "single_ms": statistics.median(times) * 1000}
+
+
+def offline_pipeline(folder: str, precision: str):
+    """The package's pipeline at `precision`, warmed up (as the server loads its model)."""
+    import roberta_prelayernorm as rp
+    from roberta_prelayernorm.pipelines import pipeline
+
+    model = rp.AutoModelForSequenceClassification.from_pretrained(
+        folder, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
+        quantize="int8" if precision == "int8" else None).eval()
+    classify = pipeline("text-classification", model=model, tokenizer=folder, batch_size=32)
+    classify(["warm up"] * 8, top_k=None)
+    return classify
+
+
+def servers_to_run(args, folder: str) -> dict:
+    """name -> (command, url): serve at each --precision and --batchers, and the FastAPI + transformers server."""
+    servers, port = {}, 8781
+    for precision in args.precision:
+        for batchers in args.batchers:
+            name = f"serve {precision} b{batchers}"
+            servers[name] = ([sys.executable, "-m", "roberta_prelayernorm", "serve", "--model", folder, "--port",
+                              str(port), "--batchers", str(batchers), "--precision", precision],
+                             f"http://127.0.0.1:{port}")
+            port += 1
+    if not args.skip_transformers:
+        with open(os.path.join(folder, "hf_server.py"), "w") as f:
+            f.write(HF_SERVER)
+        servers["fastapi+hf"] = (hf_command(folder), "http://127.0.0.1:8780")
+    return servers
+
+
+def median_cell(cells: list[dict]) -> dict:
+    """Each figure's median over the rounds; errors summed."""
+    merged = {key: statistics.median(cell[key] for cell in cells) for key in cells[0]}
+    if "errors" in merged:
+        merged["errors"] = sum(cell["errors"] for cell in cells)
+    return merged
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("small", "base"), default="small")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
-    parser.add_argument("--seconds", type=float, default=20.0, help="time limit of each cell (default 20)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="time limit of each cell (default 10)")
     parser.add_argument("--requests", type=int, default=2000, help="request limit of each cell (default 2000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each measuring every cell once, interleaved; "
+                        "the table gives medians (default 3)")
     parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
+    parser.add_argument("--ceiling-texts", type=int, default=256, help="texts of each ceiling run (default 256)")
     parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
-                        "torch's; 1 keeps a busy machine's timings sane)")
-    parser.add_argument("--batchers", type=int, default=1, help="serve --batchers (default 1)")
+                        "torch's)")
+    parser.add_argument("--batchers", type=int, nargs="+", default=[1], help="serve --batchers, each a server "
+                        "(default 1)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16", "int8"),
+                        help="serve --precision and the ceiling's, each a server (default fp32)")
     parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
     args = parser.parse_args()
     if args.threads:  # the servers inherit it; the ceiling runs here
@@ -172,49 +216,72 @@ def main() -> None:
         tokenizer = rp.AutoTokenizer.from_pretrained(folder)
         tokens = {text: len(ids) for text, ids in zip(texts, tokenizer(texts)["input_ids"])}
         print(f"{machine()}; {args.size} model; {len(texts)} texts of {min(tokens.values())}-{max(tokens.values())} "
-              f"tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request", flush=True)
-        top = ceiling(folder, texts, tokens)
-        print(f"ceiling (offline pipeline, batches of 32): {top['requests_s']:.1f} texts/s, {top['tokens_s']:.0f} "
-              f"tokens/s; one call on one text: p50 {top['single_call_p50_ms']:.1f} ms", flush=True)
-
-        servers = {"serve": ([sys.executable, "-m", "roberta_prelayernorm", "serve", "--model", folder, "--port",
-                              "8781", "--batchers", str(args.batchers)], "http://127.0.0.1:8781")}
-        if not args.skip_transformers:
-            with open(os.path.join(folder, "hf_server.py"), "w") as f:
-                f.write(HF_SERVER)
-            servers["fastapi+hf"] = (hf_command(folder), "http://127.0.0.1:8782")
-        results = {}
-        print(f"\n{'server':<12}{'clients':>8}{'req/s':>9}{'tokens/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-              f"{'errors':>8}", flush=True)
-        for name, (command, url) in servers.items():
-            process = start(command, url)
-            try:
+              f"tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request; medians of "
+              f"{args.rounds} interleaved rounds", flush=True)
+        pipes = {precision: offline_pipeline(folder, precision) for precision in args.precision}
+        servers = servers_to_run(args, folder)
+        processes = [start(command, url) for command, url in servers.values()]
+        cells: dict = collections.defaultdict(list)
+        loads = []
+        try:
+            for _ in range(args.rounds):
+                loads.append(os.getloadavg()[0])
+                for precision, classify in pipes.items():
+                    cell = ceiling(classify, texts[:args.ceiling_texts], tokens)
+                    cells["ceiling", precision].append(cell)
+                    print(f"  ceiling {precision}: {cell['tokens_s']:.0f} tokens/s, one call "
+                          f"{cell['single_ms']:.1f} ms", flush=True)
                 for clients in args.clients:
-                    cell = asyncio.run(load(url, texts, tokens, clients, args.requests, args.seconds))
-                    results[name, clients] = cell
-                    print(f"{name:<12}{clients:>8}{cell['requests_s']:>9.1f}{cell['tokens_s']:>10.0f}"
-                          f"{cell['p50_ms']:>9.1f}{cell['p95_ms']:>9.1f}{cell['p99_ms']:>9.1f}{cell['errors']:>8}",
-                          flush=True)
-            finally:
+                    for name, (_, url) in servers.items():
+                        cell = asyncio.run(load(url, texts, tokens, clients, args.requests, args.seconds))
+                        cells[name, clients].append(cell)
+                        print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
+                              f"{cell['p50_ms']:.1f} ms, {cell['errors']} errors", flush=True)
+        finally:
+            for process in processes:
                 process.terminate()
+            for process in processes:
                 process.wait(60)
+        report(args, servers, {key: median_cell(value) for key, value in cells.items()}, loads)
+        report_ratios(args, servers, cells)
 
-        most = max(args.clients)
-        ours = results["serve", most]["tokens_s"]
-        print(f"\nserve at {most} clients: {ours / top['tokens_s']:.0%} of the offline ceiling's tokens/s", end="")
-        if ("fastapi+hf", most) in results:
-            print(f", {ours / results['fastapi+hf', most]['tokens_s']:.1f}x FastAPI + transformers", end="")
-        if ("serve", 1) in results:
-            print(f"; at 1 client p50 {results['serve', 1]['p50_ms']:.1f} ms vs one pipeline call "
-                  f"{top['single_call_p50_ms']:.1f} ms", end="")
-        print()
+
+def report(args, servers: dict, results: dict, loads: list[float]) -> None:
+    print(f"load average (1 min) at each round's start: {', '.join(f'{x:.1f}' for x in loads)}")
+    for precision in args.precision:
+        top = results["ceiling", precision]
+        print(f"ceiling {precision} (offline pipeline, batches of 32): {top['tokens_s']:.0f} tokens/s; one call on one "
+              f"text: p50 {top['single_ms']:.1f} ms")
+    print(f"\n{'server':<18}{'clients':>8}{'req/s':>9}{'tokens/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'errors':>8}")
+    for name in servers:
+        for clients in args.clients:
+            cell = results[name, clients]
+            print(f"{name:<18}{clients:>8}{cell['requests_s']:>9.1f}{cell['tokens_s']:>10.0f}{cell['p50_ms']:>9.1f}"
+                  f"{cell['p95_ms']:>9.1f}{cell['p99_ms']:>9.1f}{cell['errors']:>8}")
+
+
+def report_ratios(args, servers: dict, cells: dict) -> None:
+    """The goals' ratios within each round (a busy machine's load changes between rounds), and their medians."""
+    most = max(args.clients)
+    for name in (name for name in servers if name.startswith("serve")):
+        precision = name.split()[1]
+        rounds = [(ours["tokens_s"] / top["tokens_s"], ours["tokens_s"] / hf["tokens_s"] if hf else math.nan,
+                   single["p50_ms"] / top["single_ms"] if single else math.nan)
+                  for ours, top, hf, single in zip(cells[name, most], cells["ceiling", precision],
+                                                   cells.get(("fastapi+hf", most)) or [None] * args.rounds,
+                                                   cells.get((name, 1)) or [None] * args.rounds)]
+        each = "; ".join(f"{c:.0%}, {h:.1f}x, {p:.2f}x" for c, h, p in rounds)
+        medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
+        print(f"{name}, each round (of the ceiling at {most} clients, x FastAPI + transformers, 1-client p50 / one "
+              f"call): {each}; medians {medians[0]:.0%}, {medians[1]:.1f}x, {medians[2]:.2f}x")
 
 
 def hf_command(folder: str) -> list[str]:
     """The FastAPI + transformers server: uvicorn on the wrapper script, which reads the model folder from argv."""
     return [sys.executable, "-c", "import sys, uvicorn; sys.argv = ['hf_server', sys.argv[1]]; "
             "sys.path.insert(0, sys.argv[1]); import hf_server; "
-            "uvicorn.run(hf_server.app, host='127.0.0.1', port=8782, log_level='warning')", folder]
+            "uvicorn.run(hf_server.app, host='127.0.0.1', port=8780, log_level='warning')", folder]
 
 
 if __name__ == "__main__":
