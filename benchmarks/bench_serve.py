@@ -198,8 +198,8 @@ def main() -> None:
     parser.add_argument("--ceiling-texts", type=int, default=256, help="texts of each ceiling run (default 256)")
     parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
                         "torch's)")
-    parser.add_argument("--batchers", type=int, nargs="+", default=[1], help="serve --batchers, each a server "
-                        "(default 1)")
+    parser.add_argument("--batchers", type=int, nargs="+", default=[2], help="serve --batchers, each a server "
+                        "(default 2, the server's)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16", "int8"),
                         help="serve --precision and the ceiling's, each a server (default fp32)")
     parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
