@@ -40,7 +40,7 @@ from importlib import resources
 import httpx
 import torch
 
-from common import BASE, machine
+from common import BASE, machine, write_results
 
 SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
 HF_SERVER = textwrap.dedent("""
@@ -242,8 +242,13 @@ def main() -> None:
                 process.terminate()
             for process in processes:
                 process.wait(60)
-        report(args, servers, {key: median_cell(value) for key, value in cells.items()}, loads)
-        report_ratios(args, servers, cells)
+        results = {key: median_cell(value) for key, value in cells.items()}
+        report(args, servers, results, loads)
+        goals = report_ratios(args, servers, cells)
+    rows = [{"server": name, "clients": clients, **cell} for (name, clients), cell in results.items()
+            if name != "ceiling"]
+    rows += [{"server": f"ceiling {precision}", **results["ceiling", precision]} for precision in args.precision]
+    write_results("bench_serve", rows, vars(args), variant=args.size, goals=goals, round_loads=loads)
 
 
 def report(args, servers: dict, results: dict, loads: list[float]) -> None:
@@ -261,9 +266,10 @@ def report(args, servers: dict, results: dict, loads: list[float]) -> None:
                   f"{cell['p95_ms']:>9.1f}{cell['p99_ms']:>9.1f}{cell['errors']:>8}")
 
 
-def report_ratios(args, servers: dict, cells: dict) -> None:
-    """The goals' ratios within each round (a busy machine's load changes between rounds), and their medians."""
-    most = max(args.clients)
+def report_ratios(args, servers: dict, cells: dict) -> list[dict]:
+    """The goals' ratios within each round (a busy machine's load changes between rounds), and their medians (one
+    dict per serve server)."""
+    most, goals = max(args.clients), []
     for name in (name for name in servers if name.startswith("serve")):
         precision = name.split()[1]
         rounds = [(ours["tokens_s"] / top["tokens_s"], ours["tokens_s"] / hf["tokens_s"] if hf else math.nan,
@@ -275,6 +281,9 @@ def report_ratios(args, servers: dict, cells: dict) -> None:
         medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
         print(f"{name}, each round (of the ceiling at {most} clients, x FastAPI + transformers, 1-client p50 / one "
               f"call): {each}; medians {medians[0]:.0%}, {medians[1]:.1f}x, {medians[2]:.2f}x")
+        goals.append({"server": name, "clients": most, "share_of_ceiling": medians[0], "vs_fastapi_hf": medians[1],
+                      "p50_vs_one_call": medians[2]})
+    return goals
 
 
 def hf_command(folder: str) -> list[str]:

@@ -83,3 +83,22 @@ def test_latest_points_a_marker_at_the_newest_run_of_its_kind(tmp_path):
     assert readme_tables.main(["--readme", str(path), "--latest"]) == 0
     text = path.read_text()
     assert f"<!-- table: cpu-roofline {newer} -->" in text and "| MKL sgemm (torch.matmul) | 190 |" in text
+
+
+def test_the_serve_table_gives_each_servers_cells_goals_and_the_ceilings():
+    cell = {"requests_s": 1.0, "p95_ms": 1.0, "p99_ms": 1.0}
+    rows = [{"server": "serve fp32 b2", "clients": 1, "tokens_s": 633.4, "p50_ms": 67.5, "errors": 0, **cell},
+            {"server": "serve fp32 b2", "clients": 64, "tokens_s": 848.0, "p50_ms": 3676.2, "errors": 1, **cell},
+            {"server": "fastapi+hf", "clients": 1, "tokens_s": 526.0, "p50_ms": 79.3, "errors": 0, **cell},
+            {"server": "fastapi+hf", "clients": 64, "tokens_s": 484.0, "p50_ms": 5289.0, "errors": 2, **cell},
+            {"server": "ceiling fp32", "tokens_s": 903.0, "single_ms": 55.5}]
+    goals = [{"server": "serve fp32 b2", "clients": 64, "share_of_ceiling": 0.93, "vs_fastapi_hf": 1.8,
+              "p50_vs_one_call": 1.22}]
+    record = {"settings": {"clients": [1, 64]}, "rows": rows, "goals": goals}
+    assert readme_tables.serve_table([record]) == [
+        "| server | useful tokens/s at 1 / 64 clients | p50 ms at 1 / 64 clients | errors | of the ceiling at 64 clients "
+        "| x FastAPI + transformers at 64 clients | 1-client p50 / one pipeline call |",
+        "|---|---|---|---|---|---|---|",
+        "| serve fp32 b2 | 633 / 848 | 68 / 3676 | 1 | 93% | 1.80x | 1.22x |",
+        "| fastapi+hf | 526 / 484 | 79 / 5289 | 2 |  |  |  |",
+        "| ceiling fp32 (offline pipeline, batches of 32) | 903 | one call on one text: 56 |  |  |  |  |"]

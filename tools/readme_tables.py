@@ -162,7 +162,35 @@ def steps_table(records: list) -> list:
     return markdown(["workload", "transformers", "this package", "speed-up (CPU s / wall s)"], rows)
 
 
-KINDS = {"gpu": gpu_table, "cpu-peers": peers_table, "cpu-roofline": roofline_table, "cpu-steps": steps_table}
+def serve_table(records: list) -> list:
+    """bench_serve: each server's useful tokens/s and p50 latency at each client count, its errors and the goals'
+    ratios (medians of each round's), then the offline ceilings."""
+    (record,) = records
+    clients = record["settings"]["clients"]
+    cells = {(row["server"], row.get("clients")): row for row in record["rows"]}
+    goals = {goal["server"]: goal for goal in record.get("goals", [])}
+    servers = list(dict.fromkeys(row["server"] for row in record["rows"] if "clients" in row))
+    counts = " / ".join(map(str, clients))
+    lines = []
+    for server in servers:
+        row = [cells[server, count] for count in clients]
+        goal = goals.get(server)
+        lines.append([server, " / ".join(f"{cell['tokens_s']:.0f}" for cell in row),
+                      " / ".join(f"{cell['p50_ms']:.0f}" for cell in row), str(sum(cell["errors"] for cell in row)),
+                      f"{goal['share_of_ceiling']:.0%}" if goal else "", ratio(goal["vs_fastapi_hf"]) if goal else "",
+                      ratio(goal["p50_vs_one_call"]) if goal else ""])
+    for row in record["rows"]:
+        if "clients" not in row:
+            lines.append([f"{row['server']} (offline pipeline, batches of 32)", f"{row['tokens_s']:.0f}",
+                          f"one call on one text: {row['single_ms']:.0f}", "", "", "", ""])
+    most = max(clients)
+    return markdown(["server", f"useful tokens/s at {counts} clients", f"p50 ms at {counts} clients", "errors",
+                     f"of the ceiling at {most} clients", f"x FastAPI + transformers at {most} clients",
+                     "1-client p50 / one pipeline call"], lines)
+
+
+KINDS = {"gpu": gpu_table, "cpu-peers": peers_table, "cpu-roofline": roofline_table, "cpu-steps": steps_table,
+         "serve": serve_table}
 
 
 # -- where the figures come from ------------------------------------------------------------------------
