@@ -48,7 +48,7 @@ def test_a_results_file_becomes_the_table_with_its_source(tmp_path):
         "Generated from benchmarks/results/ by tools/readme_tables.py. Machine: AMD EPYC (family 25, model 17), 2\n"
         "cores, 2 threads, avx2 avx512f; torch 2.13.0+cpu, transformers 4.57.6, onnxruntime 1.32.0. Files:\n"
         "`bench_peers_amd-epyc_abc1234_base.json` (commit abc1234, 2026-12-04, `python benchmarks/bench_peers.py\n"
-        "--rounds 5`, 15-minute load average 0.9 as it ended).\n"
+        "--rounds 5`, load average 1.0 / 1.2 / 0.9 (1 / 5 / 15 min) as it ended).\n"
         "<!-- /table -->\n\nAfter.\n")
     assert readme_tables.main(["--readme", str(path), "--check"]) == 0
 

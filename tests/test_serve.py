@@ -302,6 +302,53 @@ def test_a_lone_forward_gets_every_thread_and_the_others_wait_for_it(models):
     assert seen == [("overlapping", 1)]
 
 
+class Lone:
+    """A job of one three-token feature, as Batcher.take sees jobs."""
+
+    pipe, cancelled = "pipe", False
+
+    def __init__(self, name):
+        self.name, self.flat, self.waiting, self.done = name, [{"input_ids": [0, 1, 2]}], [0], threading.Event()
+
+
+def test_lone_requests_run_on_the_first_batcher_and_the_others_help_while_it_runs():
+    """Lone requests taking turns between two batchers' OpenMP pools ran slower (each pool spins after its
+    forward); so the first batcher takes them all, and a second one takes work only while a forward runs."""
+    import types
+
+    batcher = Batcher(types.SimpleNamespace(limits=Limits(batchers=2), warm_up=lambda: None))
+    ran, hold, held = [], threading.Event(), threading.Event()
+
+    def execute(batch):
+        job = batch[0][0]
+        with batcher.torch_threads():
+            ran.append((job.name, threading.current_thread().name))
+            if job.name == "held":
+                held.set()
+                assert hold.wait(10)
+        job.done.set()
+
+    batcher.execute = execute
+    batcher.start()
+    try:
+        for number in range(6):
+            job = Lone(f"lone {number}")
+            batcher.submit(job)
+            assert job.done.wait(10)
+        assert {thread for _, thread in ran} == {"batcher-0"}
+        ran.clear()
+        first, meanwhile = Lone("held"), Lone("meanwhile")
+        batcher.submit(first)
+        assert held.wait(10)
+        batcher.submit(meanwhile)
+        hold.set()
+        assert first.done.wait(10) and meanwhile.done.wait(10)
+        assert ran == [("held", "batcher-0"), ("meanwhile", "batcher-1")]
+    finally:
+        hold.set()
+        batcher.stop()
+
+
 class Gate:
     """Holds every forward of a pipeline until released, recording the lengths it ran."""
 

@@ -215,7 +215,8 @@ def source_text(record: dict) -> str:
     if record.get("command"):
         parts.append(f"`{record['command']}`")
     if record.get("load_average"):
-        parts.append(f"15-minute load average {record['load_average'][-1]:g} as it ended")
+        parts.append("load average " + " / ".join(f"{load:.1f}" for load in record["load_average"])
+                     + " (1 / 5 / 15 min) as it ended")
     return f"`{os.path.basename(record['path'])}`" + (f" ({', '.join(parts)})" if parts else "")
 
 

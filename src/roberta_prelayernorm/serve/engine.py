@@ -151,7 +151,8 @@ class Batcher:
     thread each keep the cores busier than one forward whose threads wait for each other at every operation
     (measured in the README's serving table). Each forward gets its share of torch's threads; a forward with
     nothing else running or waiting (a lone request) gets them all, as an offline pipeline call would, and
-    the other batchers wait for it rather than oversubscribe the cores."""
+    the other batchers wait for it rather than oversubscribe the cores. Lone requests all run on the first
+    batcher; the others take work only while a forward runs (see run)."""
 
     def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
                  on_drop: Callable[[Job], None] = lambda _: None):
@@ -182,7 +183,7 @@ class Batcher:
     def submit(self, job: Job) -> None:
         with self.condition:
             self.pending.append(job)
-            self.condition.notify()
+            self.condition.notify_all()  # the first batcher, whichever others wait
 
     def cancel(self, job: Job) -> None:
         """Drop a job's features not yet run (its client went away or timed out)."""
@@ -193,12 +194,12 @@ class Batcher:
     def queued_features(self) -> int:
         return sum(len(job.waiting) for job in list(self.pending))
 
-    def run(self, warm_up: bool) -> None:
+    def run(self, first: bool) -> None:
         import torch
 
         torch.set_grad_enabled(False)
         torch.set_num_threads(self.share)
-        if warm_up:  # requests are refused (503) until then, so the other threads wait idle
+        if first:  # requests are refused (503) until then, so the other threads wait idle
             try:
                 self.engine.warm_up()
             except Exception:  # noqa: BLE001 - logged; the requests then show what is wrong (as 500s with ids)
@@ -206,7 +207,11 @@ class Batcher:
             self.ready = True
         while True:
             with self.condition:
-                while not self.pending and not self.stopping:
+                # The first batcher takes work whenever there is some; the others only while a forward runs, so
+                # lone requests always run on the first one's OpenMP threads. Each thread that runs torch has a
+                # pool of its own, whose threads spin a while after each forward: lone forwards taking turns
+                # between two pools ran a fifth slower, each sharing the cores with the other pool's spinning.
+                while not (self.pending and (first or self.running)) and not self.stopping:
                     self.condition.wait()
                 if not self.pending:
                     return
@@ -292,6 +297,7 @@ class Batcher:
                 self.condition.wait()
             wide = self.wide = self.running == 0 and not self.pending and self.share < self.all_threads
             self.running += 1
+            self.condition.notify_all()  # work still waiting may now go to the other batchers
         torch.set_num_threads(self.all_threads if wide else self.share)  # the calling thread's own setting
         try:
             yield
