@@ -135,8 +135,9 @@ async def load(url: str, texts: list[str], tokens: dict, clients: int, max_reque
             "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
 
 
-def ceiling(classify, texts: list[str], tokens: dict, singles: int = 20) -> dict:
-    """The package's offline pipeline on the same texts: all at once in length-sorted batches, and one by one."""
+def ceiling(classify, texts: list[str], tokens: dict, singles: int) -> dict:
+    """The package's offline pipeline on the same texts: all at once in length-sorted batches, and one by one on
+    the first `singles` (the ones a single client sends, so that the latencies compare text for text)."""
     started = time.perf_counter()
     classify(texts, top_k=None)
     elapsed = time.perf_counter() - started
@@ -196,6 +197,8 @@ def main() -> None:
                         "the table gives medians (default 3)")
     parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
     parser.add_argument("--ceiling-texts", type=int, default=256, help="texts of each ceiling run (default 256)")
+    parser.add_argument("--singles", type=int, default=48, help="texts sent one by one, to the pipeline and by one "
+                        "client, for the 1-client latency (default 48)")
     parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
                         "torch's)")
     parser.add_argument("--batchers", type=int, nargs="+", default=[2], help="serve --batchers, each a server "
@@ -227,13 +230,14 @@ def main() -> None:
             for _ in range(args.rounds):
                 loads.append(os.getloadavg()[0])
                 for precision, classify in pipes.items():
-                    cell = ceiling(classify, texts[:args.ceiling_texts], tokens)
+                    cell = ceiling(classify, texts[:max(args.ceiling_texts, args.singles)], tokens, args.singles)
                     cells["ceiling", precision].append(cell)
                     print(f"  ceiling {precision}: {cell['tokens_s']:.0f} tokens/s, one call "
                           f"{cell['single_ms']:.1f} ms", flush=True)
                 for clients in args.clients:
                     for name, (_, url) in servers.items():
-                        cell = asyncio.run(load(url, texts, tokens, clients, args.requests, args.seconds))
+                        limit = args.singles if clients == 1 else args.requests  # 1 client: the singles' texts
+                        cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
                         cells[name, clients].append(cell)
                         print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
                               f"{cell['p50_ms']:.1f} ms, {cell['errors']} errors", flush=True)
