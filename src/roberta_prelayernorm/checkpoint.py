@@ -23,7 +23,7 @@ from torch import nn
 
 from .config import RobertaPreLayerNormConfig
 from .errors import SettingError
-from .files import atomic_folder, atomic_write, atomic_write_text
+from .files import atomic_folder, atomic_write, atomic_write_text, read_json_object
 from .hub import (WEIGHT_FILES, CheckpointError, CheckpointNotFoundError, pop_hub_kwargs, read_one_save, resolve_file,
                   resolve_first)
 
@@ -103,13 +103,7 @@ def read_generation_file(name_or_path, hub_kwargs: dict) -> Optional[dict]:
     path = resolve_file(name_or_path, GENERATION_CONFIG, **hub_kwargs)
     if path is None:
         return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            fields = json.load(f)
-        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-            raise CheckpointError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
-    if not isinstance(fields, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, got {type(fields).__name__}")
+    fields = read_json_object(path, CheckpointError)
     for name, (ok, allowed) in GENERATION_TYPES.items():
         if fields.get(name) is not None and not ok(fields[name]):
             raise CheckpointError(f"{path}: {name} must be {allowed}, got {type(fields[name]).__name__} "

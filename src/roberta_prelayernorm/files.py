@@ -13,6 +13,7 @@ import contextvars
 import ctypes
 import errno
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -351,3 +352,15 @@ def check_output(path: str, name: str, folder: bool = False) -> None:
         raise SettingError(f"{name} {path}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise SettingError(f"{name} {path}: {existing} is not writable")
+
+
+def read_json_object(path: str, error: type = SettingError) -> dict:
+    """A file holding one JSON object, read; `error` naming the file where it is not one (or is cut short)."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            value = json.load(handle)
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+            raise error(f"cannot read {path}: {err} (truncated or corrupt?)") from None
+    if not isinstance(value, dict):
+        raise error(f"{path} must hold a JSON object, got {type(value).__name__}")
+    return value

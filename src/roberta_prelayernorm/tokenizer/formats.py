@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from ..errors import SettingError
-from ..files import atomic_folder, atomic_write_text
+from ..files import atomic_folder, atomic_write_text, read_json_object
 from ..hub import CheckpointNotFoundError, pop_hub_kwargs, read_one_save, resolve_file
 
 logger = logging.getLogger(__name__)
@@ -320,16 +320,7 @@ def token_dict(token: AddedToken) -> dict:
 
 def read_json(path: Optional[str]) -> dict:
     """A JSON object file's content ({} without the file); ValueError naming the file otherwise."""
-    if path is None:
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        try:
-            value = json.load(handle)
-        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-            raise SettingError(f"cannot read {path}: {err} (truncated or corrupt?)") from None
-    if not isinstance(value, dict):
-        raise SettingError(f"{path} must hold a JSON object, got {type(value).__name__}")
-    return value
+    return {} if path is None else read_json_object(path)
 
 
 def is_token(value) -> bool:
