@@ -310,6 +310,10 @@ import roberta_prelayernorm.training.corpus as corpus
 from roberta_prelayernorm.cli import main
 
 number = int(sys.argv[1])
+# As in a terminal, whatever launched the tests: a background job of a shell without job control inherits SIGINT
+# ignored, and nohup SIGHUP (an ignored signal stays ignored: test_a_signal_ignored_on_purpose_stays_ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def arrives(*args, **kwargs):  # the signal arrives while the command writes its output
