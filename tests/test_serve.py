@@ -265,8 +265,10 @@ def test_inputs_split_across_forwards_and_two_batchers(models):
 
 
 def test_a_lone_forward_gets_every_thread_and_the_others_wait_for_it(models):
-    """Two batchers sharing two threads: a forward with nothing else running or queued runs on both, as an
-    offline pipeline call would, and one starting meanwhile waits for it; with work queued each runs on one."""
+    """Two batchers sharing two threads: a forward of the first batcher with nothing else running or queued runs on
+    both, as an offline pipeline call would, and one starting meanwhile waits for it; with work queued each runs on
+    one. A forward of another batcher runs on its share even alone (a second pool of two threads on two cores makes
+    libgomp stop spinning)."""
     import torch
 
     torch.set_num_threads(2)  # the one_thread fixture sets it back
@@ -274,32 +276,50 @@ def test_a_lone_forward_gets_every_thread_and_the_others_wait_for_it(models):
     assert (batcher.all_threads, batcher.share) == (2, 1)
     seen, inside, release = [], threading.Event(), threading.Event()
 
-    def forward(name, hold=False):
-        with batcher.torch_threads():
+    def forward(name, first, hold=False):
+        with batcher.torch_threads(first):
             seen.append((name, torch.get_num_threads()))
             inside.set()
             assert not hold or release.wait(10)
 
-    first = threading.Thread(target=forward, args=("lone", True))
+    first = threading.Thread(target=forward, args=("lone", True, True))
     first.start()
     assert inside.wait(10)
-    second = threading.Thread(target=forward, args=("next",))
+    second = threading.Thread(target=forward, args=("next", False))
     second.start()
     time.sleep(0.3)
     assert seen == [("lone", 2)]  # the second waits for the wide forward
     release.set()
     first.join(10)
     second.join(10)
-    assert seen == [("lone", 2), ("next", 2)]  # alone by then: all the threads again
+    assert seen == [("lone", 2), ("next", 1)]  # alone by then, but not the first batcher: its share
+    forward("first again", True)
+    assert seen[-1] == ("first again", 2)
 
     seen.clear()
     batcher.pending.append("queued work")
-    with batcher.torch_threads():  # work waits: each forward on its share, running at once
+    with batcher.torch_threads(True):  # work waits: each forward on its share, running at once
         assert torch.get_num_threads() == 1
-        overlapping = threading.Thread(target=forward, args=("overlapping",))
+        overlapping = threading.Thread(target=forward, args=("overlapping", False))
         overlapping.start()
         overlapping.join(10)
     assert seen == [("overlapping", 1)]
+
+
+def test_loading_leaves_no_openmp_threads_behind(models):
+    """The model loads on a thread that ends, taking its OpenMP pool along (see on_passing_thread): a pool kept
+    beside the first batcher's is one thread more than two cores, and libgomp then stops spinning between regions."""
+    code = ("import os, sys, torch\n"
+            "torch.set_num_threads(2)\n"
+            "from roberta_prelayernorm.serve.engine import Engine\n"
+            "before = len(os.listdir('/proc/self/task'))\n"
+            "Engine(sys.argv[1], precision='int8')\n"
+            "print(before, len(os.listdir('/proc/self/task')))")
+    done = subprocess.run([sys.executable, "-c", code, models["text-classification"]], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert after == before
 
 
 class Lone:
@@ -321,7 +341,7 @@ def test_lone_requests_run_on_the_first_batcher_and_the_others_help_while_it_run
 
     def execute(batch):
         job = batch[0][0]
-        with batcher.torch_threads():
+        with batcher.torch_threads(threading.current_thread() is batcher.threads[0]):
             ran.append((job.name, threading.current_thread().name))
             if job.name == "held":
                 held.set()

@@ -84,8 +84,9 @@ class Engine:
         self.task = task_of(AutoConfig.from_pretrained(model), task)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         loader = AutoModel if self.task is None else _head_class(self.task)
-        self.model = loader.from_pretrained(model, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
-                                            quantize="int8" if precision == "int8" else None).to(self.device).eval()
+        self.model = on_passing_thread(lambda: loader.from_pretrained(
+            model, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
+            quantize="int8" if precision == "int8" else None).to(self.device).eval())
         self.pipes = {"embed": EmbeddingPipeline(self.model, self.tokenizer, batch_size=limits.max_batch_size)}
         if self.task is not None:
             self.pipes[self.task] = pipeline_class(self.task)(self.model, self.tokenizer,
@@ -152,7 +153,10 @@ class Batcher:
     (measured in the README's serving table). Each forward gets its share of torch's threads; a forward with
     nothing else running or waiting (a lone request) gets them all, as an offline pipeline call would, and
     the other batchers wait for it rather than oversubscribe the cores. Lone requests all run on the first
-    batcher; the others take work only while a forward runs (see run)."""
+    batcher; the others take work only while a forward runs (see run), and only the first ever takes all the
+    threads: each thread running torch keeps an OpenMP pool as large as its largest forward's team, and on two
+    cores a second pool of two (one thread beside its own) is one more thread than cores, which makes libgomp
+    stop spinning between parallel regions (see on_passing_thread)."""
 
     def __init__(self, engine: Engine, on_batch: Callable[[int, int, float], None] = lambda *_: None,
                  on_drop: Callable[[Job], None] = lambda _: None):
@@ -265,7 +269,7 @@ class Batcher:
             features = [job.flat[index] for job, index in group]
             started = time.perf_counter()
             try:
-                with self.torch_threads():
+                with self.torch_threads(first=threading.current_thread() is self.threads[0]):
                     outputs = run_batches(pipe, features)
             except Exception as err:  # noqa: BLE001 - the requests still waiting on this batch get it (a 500)
                 for job in dict.fromkeys(job for job, _ in batch):
@@ -287,15 +291,15 @@ class Batcher:
 
 
     @contextlib.contextmanager
-    def torch_threads(self):
-        """This thread's torch threads for one forward: all of them when no other forward runs and no work
-        waits (then others wait for it to end), else its share."""
+    def torch_threads(self, first: bool):
+        """This thread's torch threads for one forward: on the `first` batcher, all of them when no other forward
+        runs and no work waits (then others wait for it to end); else its share."""
         import torch
 
         with self.condition:
             while self.wide:
                 self.condition.wait()
-            wide = self.wide = self.running == 0 and not self.pending and self.share < self.all_threads
+            wide = self.wide = first and self.running == 0 and not self.pending and self.share < self.all_threads
             self.running += 1
             self.condition.notify_all()  # work still waiting may now go to the other batchers
         torch.set_num_threads(self.all_threads if wide else self.share)  # the calling thread's own setting
@@ -307,6 +311,29 @@ class Batcher:
                 if wide:
                     self.wide = False
                 self.condition.notify_all()
+
+
+def on_passing_thread(make: Callable[[], object]):
+    """make() run on a thread that then ends (its exception raised here). Loading runs torch's parallel operations
+    (copies, the one-time speed measurements), and each thread that does keeps an OpenMP thread pool of its own
+    (libgomp's) until it ends. With more pool threads than cores, libgomp stops spinning between parallel regions
+    and each of a forward's hundreds of regions waits for a sleeping thread to wake: with the loading thread's pool
+    kept beside the first batcher's, lone int8 forwards on two cores ran 1.5x slower than the same forward on the
+    main thread of an offline pipeline."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = make()
+        except BaseException as err:  # noqa: BLE001 - raised again on the calling thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="load", daemon=True)  # daemon: Ctrl-C while loading exits
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def cpu_bf16_kernels() -> bool:
