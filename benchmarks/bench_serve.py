@@ -11,7 +11,8 @@ fixed mix of ragged texts, one text per request:
 An asynchronous load generator (httpx) keeps 1, 8 and 64 clients busy, each cell bounded in requests and
 seconds; it runs on the same machine, so it takes some of the CPU from both servers alike. Every server runs from
 the start; each round measures the ceilings and then every (clients, server) cell once, so that a machine whose
-load changes weighs on all alike, and the table gives each figure's median over the rounds. Reported:
+load changes weighs on all alike, each once every server has gone idle, and the table gives each figure's median
+over the rounds. Reported:
 requests/s, useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for
 BERT-base size; several `--precision` or `--batchers` values start one server each (the ceiling runs at each
 precision).
@@ -179,6 +180,28 @@ def servers_to_run(args, folder: str) -> dict:
     return servers
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, all its threads; 0.0 where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(processes: list, quiet: float = 0.5, timeout: float = 60) -> None:
+    """Wait until no server uses the CPU: the load generator stops at its bounds, but a server may still be running
+    requests it had accepted (the FastAPI wrapper's thread pool finishes every call it started), which would weigh
+    on the next cell."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = [cpu_seconds(p.pid) for p in processes]
+        time.sleep(quiet)
+        if all(cpu_seconds(p.pid) - b < 0.05 * quiet for p, b in zip(processes, before)):
+            return
+
+
 def median_cell(cells: list[dict]) -> dict:
     """Each figure's median over the rounds; errors summed."""
     merged = {key: statistics.median(cell[key] for cell in cells) for key in cells[0]}
@@ -228,6 +251,7 @@ def main() -> None:
         loads = []
         try:
             for _ in range(args.rounds):
+                settle(processes)
                 loads.append(os.getloadavg()[0])
                 for precision, classify in pipes.items():
                     cell = ceiling(classify, texts[:max(args.ceiling_texts, args.singles)], tokens, args.singles)
@@ -237,6 +261,7 @@ def main() -> None:
                 for clients in args.clients:
                     for name, (_, url) in servers.items():
                         limit = args.singles if clients == 1 else args.requests  # 1 client: the singles' texts
+                        settle(processes)
                         cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
                         cells[name, clients].append(cell)
                         print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
