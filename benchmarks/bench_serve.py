@@ -9,14 +9,14 @@ fixed mix of ragged texts, one text per request:
                runs it in its thread pool), the usual wrapper
 
 An asynchronous load generator (aiohttp) keeps 1, 8 and 64 clients busy, each cell bounded in requests and
-seconds; it runs on the same machine, so it takes some of the CPU from both servers alike (aiohttp takes 0.25-0.5 ms
-of CPU per request, httpx 0.75-1.25 ms: on two cores that is a few percent of a 25 ms request's latency). Every server runs from
-the start; each round measures the ceilings and then every (clients, server) cell once, so that a machine whose
-load changes weighs on all alike, each once every server has gone idle, and the table gives each figure's median
-over the rounds. Reported:
-requests/s, useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for
-BERT-base size; several `--precision` or `--batchers` values start one server each (the ceiling runs at each
-precision).
+seconds. It runs on the same machine, so it takes some of the CPU from both servers alike: aiohttp 0.25-0.5 ms
+per request, where httpx took 0.75-1.25 ms, a few percent of a 25 ms request on two cores. Every server runs from
+the start. Each round measures the ceilings and then every (clients, server) cell once, each after every server
+has gone idle, so that a machine whose load changes weighs on all alike; a server's 1-client cell comes right
+after the pipeline's one-by-one calls on the same texts at its precision, which it is compared with. The table
+gives each figure's median over the rounds: requests/s, useful tokens/s (the texts' tokens, no padding),
+p50/p95/p99 latency, errors. `--size base` for BERT-base size; several `--precision` or `--batchers` values
+start one server each (the ceiling runs at each precision).
 
     python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 10] [--rounds 3]
                                      [--threads N] [--batchers N ...] [--precision fp32|bf16|int8 ...]
@@ -144,18 +144,22 @@ async def load(url: str, texts: list[str], tokens: dict, clients: int, max_reque
             "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
 
 
-def ceiling(classify, texts: list[str], tokens: dict, singles: int) -> dict:
-    """The package's offline pipeline on the same texts: all at once in length-sorted batches, and one by one on
-    the first `singles` (the ones a single client sends, so that the latencies compare text for text)."""
+def ceiling(classify, texts: list[str], tokens: dict) -> dict:
+    """The package's offline pipeline on the same texts, all at once in length-sorted batches."""
     started = time.perf_counter()
     classify(texts, top_k=None)
-    elapsed = time.perf_counter() - started
+    return {"tokens_s": sum(tokens[t] for t in texts) / (time.perf_counter() - started)}
+
+
+def one_calls(classify, texts: list[str]) -> float:
+    """The median milliseconds of a pipeline call on one text, over `texts` (the ones a single client sends, so
+    that the latencies compare text for text)."""
     times = []
-    for text in texts[:singles]:
-        t = time.perf_counter()
+    for text in texts:
+        started = time.perf_counter()
         classify(text, top_k=None)
-        times.append(time.perf_counter() - t)
-    return {"tokens_s": sum(tokens[t] for t in texts) / elapsed, "single_ms": statistics.median(times) * 1000}
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def offline_pipeline(folder: str, precision: str):
@@ -254,6 +258,7 @@ def main() -> None:
               f"{args.rounds} interleaved rounds", flush=True)
         pipes = {precision: offline_pipeline(folder, precision) for precision in args.precision}
         servers = servers_to_run(args, folder)
+        pipes_of = {name: pipes[name.split()[1]] for name in servers if name.startswith("serve")}
         processes = [start(command, url) for command, url in servers.values()]
         cells: dict = collections.defaultdict(list)
         loads = []
@@ -262,14 +267,16 @@ def main() -> None:
                 settle(processes)
                 loads.append(os.getloadavg()[0])
                 for precision, classify in pipes.items():
-                    cell = ceiling(classify, texts[:max(args.ceiling_texts, args.singles)], tokens, args.singles)
+                    cell = ceiling(classify, texts[:args.ceiling_texts], tokens)
                     cells["ceiling", precision].append(cell)
-                    print(f"  ceiling {precision}: {cell['tokens_s']:.0f} tokens/s, one call "
-                          f"{cell['single_ms']:.1f} ms", flush=True)
+                    print(f"  ceiling {precision}: {cell['tokens_s']:.0f} tokens/s", flush=True)
                 for clients in args.clients:
                     for name, (_, url) in servers.items():
                         limit = args.singles if clients == 1 else args.requests  # 1 client: the singles' texts
                         settle(processes)
+                        if clients == 1 and name in pipes_of:  # right before, so that both meet the same machine
+                            cells["one call", name].append(one_calls(pipes_of[name], texts[:args.singles]))
+                            print(f"  one call at {name.split()[1]}: {cells['one call', name][-1]:.1f} ms", flush=True)
                         cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
                         cells[name, clients].append(cell)
                         print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
@@ -279,7 +286,11 @@ def main() -> None:
                 process.terminate()
             for process in processes:
                 process.wait(60)
-        results = {key: median_cell(value) for key, value in cells.items()}
+        results = {key: median_cell(value) for key, value in cells.items() if key[0] != "one call"}
+        for precision in args.precision:  # every one-call measurement at that precision
+            results["ceiling", precision]["single_ms"] = statistics.median(
+                ms for (kind, name), values in cells.items() if kind == "one call" and name.split()[1] == precision
+                for ms in values) if args.singles and 1 in args.clients else math.nan
         report(args, servers, results, loads)
         goals = report_ratios(args, servers, cells)
     rows = [{"server": name, "clients": clients, **cell} for (name, clients), cell in results.items()
@@ -310,10 +321,11 @@ def report_ratios(args, servers: dict, cells: dict) -> list[dict]:
     for name in (name for name in servers if name.startswith("serve")):
         precision = name.split()[1]
         rounds = [(ours["tokens_s"] / top["tokens_s"], ours["tokens_s"] / hf["tokens_s"] if hf else math.nan,
-                   single["p50_ms"] / top["single_ms"] if single else math.nan)
-                  for ours, top, hf, single in zip(cells[name, most], cells["ceiling", precision],
-                                                   cells.get(("fastapi+hf", most)) or [None] * args.rounds,
-                                                   cells.get((name, 1)) or [None] * args.rounds)]
+                   single["p50_ms"] / one_call if single else math.nan)
+                  for ours, top, hf, single, one_call in zip(
+                      cells[name, most], cells["ceiling", precision],
+                      cells.get(("fastapi+hf", most)) or [None] * args.rounds,
+                      cells.get((name, 1)) or [None] * args.rounds, cells.get(("one call", name)) or [None] * args.rounds)]
         each = "; ".join(f"{c:.0%}, {h:.1f}x, {p:.2f}x" for c, h, p in rounds)
         medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
         print(f"{name}, each round (of the ceiling at {most} clients, x FastAPI + transformers, 1-client p50 / one "
