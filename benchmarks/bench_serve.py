@@ -320,12 +320,12 @@ def report_ratios(args, servers: dict, cells: dict) -> list[dict]:
     most, goals = max(args.clients), []
     for name in (name for name in servers if name.startswith("serve")):
         precision = name.split()[1]
+        missing = [None] * args.rounds
         rounds = [(ours["tokens_s"] / top["tokens_s"], ours["tokens_s"] / hf["tokens_s"] if hf else math.nan,
                    single["p50_ms"] / one_call if single else math.nan)
                   for ours, top, hf, single, one_call in zip(
-                      cells[name, most], cells["ceiling", precision],
-                      cells.get(("fastapi+hf", most)) or [None] * args.rounds,
-                      cells.get((name, 1)) or [None] * args.rounds, cells.get(("one call", name)) or [None] * args.rounds)]
+                      cells[name, most], cells["ceiling", precision], cells.get(("fastapi+hf", most)) or missing,
+                      cells.get((name, 1)) or missing, cells.get(("one call", name)) or missing)]
         each = "; ".join(f"{c:.0%}, {h:.1f}x, {p:.2f}x" for c, h, p in rounds)
         medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
         print(f"{name}, each round (of the ceiling at {most} clients, x FastAPI + transformers, 1-client p50 / one "
