@@ -241,6 +241,16 @@ def test_int8_uses_the_fastest_engine_and_restores_the_setting():
     torch.testing.assert_close(outputs(quantized, ids, mask), outputs(model, ids, mask), atol=0.05, rtol=0.05)
 
 
+def test_the_engine_pick_keeps_full_range_onednn_unless_another_is_clearly_faster():
+    from roberta_prelayernorm.quantization import pick_engine
+
+    close = {"x86": 1.0, "fbgemm": 1.01, "onednn": 1.08}
+    assert pick_engine(close) == "x86"  # no preference: the least time
+    assert pick_engine(close, preferred="onednn") == "onednn"  # within 10%: the more accurate one
+    assert pick_engine({**close, "onednn": 1.2}, preferred="onednn") == "x86"  # clearly slower: not kept
+    assert pick_engine({"x86": 1.0}, preferred="onednn") == "x86"  # not a candidate here
+
+
 def test_full_range_int8_halves_the_error_of_torchs_7_bit_inputs():
     """oneDNN on VNNI/AMX takes 8-bit inputs exactly: the full range is closer to float than torch's 7 bits."""
     from torch.ao.quantization import per_channel_dynamic_qconfig

@@ -3,7 +3,8 @@
 Linear layers keep int8 weights (per output channel) and quantize their inputs on the fly; everything else
 (embeddings, LayerNorms, attention softmax, the tied masked-LM decoder) stays in floating point. Module names
 do not change, so the quantized model's structure still matches the checkpoint's. The int8 GEMM library
-(torch's quantized engines: fbgemm, x86, oneDNN) is the one a one-time measurement finds fastest here.
+(torch's quantized engines: fbgemm, x86, oneDNN) is the one a one-time measurement finds fastest here; oneDNN
+where it takes full-range inputs (below) unless another engine is more than 10% faster.
 
 On CPUs with VNNI or AMX, oneDNN's layers quantize their inputs to the full 8 bits (FullRangeLinear): torch's
 dynamic Linear keeps inputs to 7 bits (reduce_range) so that older kernels' 16-bit intermediate sums cannot
@@ -18,6 +19,7 @@ import copy
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Optional
 
 import torch
 from torch import nn
@@ -133,4 +135,15 @@ def _fastest_engine(full_range: bool, tokens: int = 256, features: int = 768, re
             layers[engine] = quantized_linear(linear, per_channel_dynamic_qconfig,
                                               full_range=full_range and engine == "onednn")
     best = best_times(layers, list(inputs), warmups=2)
-    return min(best, key=best.get)
+    return pick_engine(best, preferred="onednn" if full_range else None)
+
+
+def pick_engine(best: dict, preferred: Optional[str] = None, margin: float = 1.1) -> str:
+    """The engine of `best` (engine -> best seconds) with the least time, but `preferred` unless another is more than
+    `margin` times faster. oneDNN with full-range inputs is preferred where it has them: it halves the quantization
+    error, and a one-time measurement on a busy machine should not trade that for noise (engines within a few
+    percent of each other swapped places from run to run)."""
+    fastest = min(best, key=best.get)
+    if preferred in best and best[preferred] <= margin * best[fastest]:
+        return preferred
+    return fastest
