@@ -260,6 +260,7 @@ def main() -> None:
         servers = servers_to_run(args, folder)
         pipes_of = {name: pipes[name.split()[1]] for name in servers if name.startswith("serve")}
         processes = [start(command, url) for command, url in servers.values()]
+        engines = int8_engines(servers)
         cells: dict = collections.defaultdict(list)
         loads = []
         try:
@@ -296,7 +297,21 @@ def main() -> None:
     rows = [{"server": name, "clients": clients, **cell} for (name, clients), cell in results.items()
             if name != "ceiling"]
     rows += [{"server": f"ceiling {precision}", **results["ceiling", precision]} for precision in args.precision]
-    write_results("bench_serve", rows, vars(args), variant=args.size, goals=goals, round_loads=loads)
+    write_results("bench_serve", rows, vars(args), variant=args.size, goals=goals, round_loads=loads,
+                  int8_engines=engines)
+
+
+def int8_engines(servers: dict) -> dict:
+    """The int8 engine each int8 server measured fastest (its /info), and this process's pipeline's: a
+    one-time measurement per process, and engines within a few percent of each other may differ."""
+    from roberta_prelayernorm.quantization import fastest_int8_engine
+
+    engines = {name: json.load(urllib.request.urlopen(url + "/info"))["int8_engine"]
+               for name, (_, url) in servers.items() if name.startswith("serve int8")}
+    if engines:
+        engines["ceiling int8"] = fastest_int8_engine()
+        print(f"int8 engines: {engines}", flush=True)
+    return engines
 
 
 def report(args, servers: dict, results: dict, loads: list[float]) -> None:

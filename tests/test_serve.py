@@ -181,10 +181,15 @@ def test_embed_tokenize_and_openai_embeddings(servers, models):
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_reduced_precision_serves(models, precision):
+    import torch
+
     engine = Engine(models["text-classification"], precision=precision)
     server = Server(engine)
     try:
-        assert answered(httpx.get(server.url + "/info"))["precision"] == precision
+        info = answered(httpx.get(server.url + "/info"))
+        assert info["precision"] == precision
+        assert (info["int8_engine"] in torch.backends.quantized.supported_engines if precision == "int8"
+                else info["int8_engine"] is None)
         got = answered(server.post("/predict", {"inputs": TEXTS}))
         expected = pipeline("text-classification", model=models["text-classification"])(TEXTS, top_k=None)
         for scores, reference in zip(got, expected):  # the same labels; scores near float32's

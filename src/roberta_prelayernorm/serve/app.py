@@ -243,6 +243,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
         return JSONResponse({
             "model": engine.name, "task": engine.task, "route": TASK_ROUTES.get(engine.task), "labels": engine.labels,
             "mask_token": engine.tokenizer.mask_token, "precision": engine.precision, "device": str(engine.device),
+            "int8_engine": engine.int8_engine,
             "max_input_length": engine.max_input_length, "max_batch_tokens": limits.max_batch_tokens,
             "max_batch_size": limits.max_batch_size, "batchers": limits.batchers,
             "max_concurrent_requests": limits.max_concurrent_requests, "truncate": limits.truncate,

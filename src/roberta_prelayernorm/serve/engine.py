@@ -69,6 +69,7 @@ class Engine:
 
         from ..auto import AutoConfig, AutoModel
         from ..devices import as_device
+        from ..quantization import fastest_int8_engine
         from ..tokenizer import AutoTokenizer
         from .embed import EmbeddingPipeline
 
@@ -87,6 +88,7 @@ class Engine:
         self.model = on_passing_thread(lambda: loader.from_pretrained(
             model, torch_dtype=torch.bfloat16 if precision == "bf16" else None,
             quantize="int8" if precision == "int8" else None).to(self.device).eval())
+        self.int8_engine = fastest_int8_engine() if precision == "int8" else None  # measured while loading
         self.pipes = {"embed": EmbeddingPipeline(self.model, self.tokenizer, batch_size=limits.max_batch_size)}
         if self.task is not None:
             self.pipes[self.task] = pipeline_class(self.task)(self.model, self.tokenizer,
