@@ -270,6 +270,31 @@ def tokenizer_saved_as(folder) -> str:
     return name
 
 
+def test_a_swapped_out_folder_is_removed_once_its_reads_are_done(tmp_path):
+    """A read through a folder that a save swaps out holds its lock shared (hub.read_one_save); the save removes
+    the old folder only after that read, which so never loses a file (saves one after another, as fast as a
+    read, starved readers whose every read was cut short)."""
+    from roberta_prelayernorm.files import replace_folder
+    from roberta_prelayernorm.hub import save_lock
+
+    target, new = tmp_path / "model", tmp_path / "new"
+    for folder, text in ((target, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "config.json").write_text(text)
+    fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with save_lock(fd, shared=True):  # a read going on
+            save = threading.Thread(target=replace_folder, args=(str(new), str(target)))
+            save.start()
+            save.join(0.5)
+            assert (target / "config.json").read_text() == "new"  # the new folder is in place at once
+            assert save.is_alive() and os.listdir(fd) == ["config.json"]  # the old one stays while it is read
+        save.join(10)
+        assert not save.is_alive() and not os.path.exists(new) and os.listdir(tmp_path) == ["model"]
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["folder", "mount point"])
 def test_tokenizer_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):

@@ -238,7 +238,7 @@ def replace_folder(tmp: str, target: str) -> None:
     is missing), never a partial one."""
     if os.path.isdir(target) and exchange(tmp, target):
         fsync_folder(os.path.dirname(target))
-        shutil.rmtree(tmp, ignore_errors=True)  # a kill before this leaves a .tmp-, which recover_folder removes
+        remove_swapped_out(tmp)  # a kill before this leaves a .tmp-, which recover_folder removes
         return
     old = None
     if os.path.exists(target):
@@ -248,7 +248,20 @@ def replace_folder(tmp: str, target: str) -> None:
     os.rename(tmp, target)
     fsync_folder(os.path.dirname(target))
     if old:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_swapped_out(old)
+
+
+def remove_swapped_out(folder: str) -> None:
+    """Remove a folder that a save has swapped out, once the reads going on through it are done (they hold its
+    save_lock shared: hub.read_one_save). Such a read then never loses a file to the removal and need not be
+    repeated, so that saves following each other cannot starve a reader."""
+    from .hub import save_lock
+
+    try:
+        with save_lock(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+    except (OSError, ImportError):  # no folder locks here (fcntl): remove it as it is
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def exchange(a: str, b: str) -> bool:
