@@ -113,12 +113,12 @@ def resolve_first(name_or_path, filenames: Sequence[str], **hub_kwargs) -> tuple
 def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
     """read(source, hub_kwargs) of a checkpoint as one save, although another process may be saving into it.
 
-    A local folder is opened once and read through that handle (/proc/self/fd/N where there is one): a save
-    that swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and removes the old
-    folder once the read is done; a read of a folder whose removal began before the read took its lock is
-    repeated on the new one. A read during a save that moves
-    files into the folder itself (a mount point, a user's folder: an entry's inode changes, or a staged `.new-*`
-    is there) is repeated too. Hub snapshots never change and are read as they are.
+    A local folder is opened once and read through that handle (/proc/self/fd/N where there is one): a save that
+    swaps a new folder in (files.atomic_folder) leaves what is being read as it was, and removes the old folder once
+    the read is done; a read of a folder whose removal began before the read took its lock is repeated on the new
+    one. A read during a save that moves files into the folder itself (a mount point, a user's folder: an entry's
+    inode changes, or a staged `.new-*` is there) is repeated too. Hub snapshots never change and are read as they
+    are.
     """
     import time
 
@@ -159,8 +159,8 @@ def read_one_save(name_or_path, hub_kwargs: dict, read, attempts: int = 100):
 def save_lock(folder, shared: bool = False):
     """The lock between the reads of a folder and the saves that change it: readers hold it shared; a save that
     moves files into the folder in place (a mount point, the user's folder: files.atomic_folder) holds it
-    exclusively, and so does the removal of a folder a save swapped out (files.remove_swapped_out), so a read
-    sees one save however slow it is. It is the folder's own flock (no file is added to the folder); `folder` is a path
+    exclusively, and so does the removal of a folder a save swapped out (files.remove_swapped_out), so a read sees
+    one save however slow it is. It is the folder's own flock (no file is added to the folder); `folder` is a path
     or the descriptor of the open folder (left open)."""
     import fcntl
 
