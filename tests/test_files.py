@@ -218,14 +218,31 @@ for i in range(100_000):
 """
 
 
+def reads_during_saves(writer_code: str, folder, paths: list, saved_as, reads: int, seconds: float = 15) -> None:
+    """Run `writer_code` in a process that saves the checkpoints at `paths` into `folder` alternately, and read
+    the folder with saved_as (which asserts each read is of one save and names it) up to `reads` times within
+    `seconds`: both saves must have been seen, with the writer still saving."""
+    import sys
+    import time
+
+    writer = subprocess.Popen([sys.executable, "-c", writer_code, str(folder), *paths], stdout=subprocess.PIPE,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert writer.stdout.readline().strip() == b"ready"
+        seen, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline and len(seen) < reads:
+            seen.append(saved_as(folder))
+        assert writer.poll() is None and set(seen) == {"A", "B"}, seen  # the saves did change under the reads
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["folder", "mount point"])
 def test_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
     """A writer process saves two models with different labels into one folder, alternately; every load reads
     one save's config with that save's weights."""
-    import sys
-    import time
-
     folder = tmp_path / "model"
     folder.mkdir()
     if where == "mount point":
@@ -236,17 +253,7 @@ def test_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
         torch.save(model, tmp_path / f"{name}.pt")
         paths.append(str(tmp_path / f"{name}.pt"))
     model.save_pretrained(folder)
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), *paths], stdout=subprocess.PIPE,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        assert writer.stdout.readline().strip() == b"ready"
-        seen, deadline = [], time.monotonic() + 15
-        while time.monotonic() < deadline and len(seen) < 150:
-            seen.append(saved_as(folder))  # asserts config and weights agree
-        assert writer.poll() is None and set(seen) == {"A", "B"}, seen  # the saves did change under the reads
-    finally:
-        writer.kill()
-        writer.wait()
+    reads_during_saves(WRITER, folder, paths, saved_as, reads=150)  # saved_as asserts config and weights agree
 
 
 TOKENIZER_WRITER = """
@@ -300,9 +307,6 @@ def test_a_swapped_out_folder_is_removed_once_its_reads_are_done(tmp_path):
 def test_tokenizer_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_tmpfs):
     """As the model's loads above: a writer process saves two tokenizers into one folder, alternately; every
     load reads tokenizer_config.json and tokenizer.json of one save."""
-    import sys
-    import time
-
     folder = tmp_path / "tokenizer"
     folder.mkdir()
     if where == "mount point":
@@ -314,17 +318,8 @@ def test_tokenizer_loads_during_saves_see_one_save(tmp_path, tiny, where, mount_
         tokenizer.save_pretrained(tmp_path / name)
         paths.append(str(tmp_path / name))
     tokenizer.save_pretrained(folder)
-    writer = subprocess.Popen([sys.executable, "-c", TOKENIZER_WRITER, str(folder), *paths], stdout=subprocess.PIPE,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        assert writer.stdout.readline().strip() == b"ready"
-        seen, deadline = [], time.monotonic() + 15
-        while time.monotonic() < deadline and len(seen) < 2000:  # a load takes about 2 ms, a save 10 times that
-            seen.append(tokenizer_saved_as(folder))  # asserts the files agree
-        assert writer.poll() is None and set(seen) == {"A", "B"}, seen  # the saves did change under the reads
-    finally:
-        writer.kill()
-        writer.wait()
+    # a load takes about 2 ms, a save 10 times that; tokenizer_saved_as asserts the files agree
+    reads_during_saves(TOKENIZER_WRITER, folder, paths, tokenizer_saved_as, reads=2000)
 
 
 # -- every signal that ends a command leaves what Ctrl-C leaves -----------------------------------------------
