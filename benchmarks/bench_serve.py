@@ -8,15 +8,16 @@ fixed mix of ragged texts, one text per request:
   fastapi+hf   FastAPI + transformers' pipeline, one pipeline call per request (a plain `def` route, so FastAPI
                runs it in its thread pool), the usual wrapper
 
-An asynchronous load generator (aiohttp) keeps 1, 8 and 64 clients busy, each cell bounded in requests and
-seconds. It runs on the same machine, so it takes some of the CPU from both servers alike: aiohttp 0.25-0.5 ms
-per request, where httpx took 0.75-1.25 ms, a few percent of a 25 ms request on two cores. Every server runs from
-the start. Each round measures the ceilings and then every (clients, server) cell once, each after every server
-has gone idle, so that a machine whose load changes weighs on all alike; a server's 1-client cell comes right
-after the pipeline's one-by-one calls on the same texts at its precision, which it is compared with. The table
-gives each figure's median over the rounds: requests/s, useful tokens/s (the texts' tokens, no padding),
-p50/p95/p99 latency, errors. `--size base` for BERT-base size; several `--precision` or `--batchers` values
-start one server each (the ceiling runs at each precision).
+An asynchronous load generator keeps 1, 8 and 64 clients busy, each on a keep-alive connection, each cell
+bounded in requests and seconds. It runs on the same machine, so it takes some of the CPU from both servers alike:
+it speaks HTTP/1.1 over asyncio streams itself, about 0.05 ms per request (aiohttp took 0.25-0.5 ms, httpx
+0.75-1.25 ms, several percent of a 25 ms request on two cores). Every server runs from the start. Each round
+measures the ceilings and then every (clients, server) cell once, each after every server has gone idle, so that a
+machine whose load changes weighs on all alike. A server's 1-client cell alternates text by text between the
+package's pipeline call at its precision (in this process) and the request for the same text, so that the two
+latencies it compares meet the same machine. The table gives each figure's median over the rounds: requests/s,
+useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size;
+several `--precision` or `--batchers` values start one server each (the ceiling runs at each precision).
 
     python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 10] [--rounds 3]
                                      [--threads N] [--batchers N ...] [--precision fp32|bf16|int8 ...]
@@ -37,15 +38,16 @@ import sys
 import tempfile
 import textwrap
 import time
+from typing import Optional
 import urllib.error
 import urllib.request
 from importlib import resources
 
-import aiohttp
 import torch
 
 from common import BASE, machine, write_results
 
+SPIN_OUT = 0.05  # seconds for a process's OpenMP threads to stop spinning after its last forward
 SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
 HF_SERVER = textwrap.dedent("""
     import sys
@@ -109,39 +111,107 @@ def start(command: list[str], url: str, timeout: float = 120) -> subprocess.Pope
     raise RuntimeError(f"{command[:4]} did not start in {timeout} s")
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection posting JSON: the least client work per request (asyncio streams, no
+    HTTP library), so that the load generator takes as little as it can of the cores it shares with the servers
+    (about 0.05 ms per request, aiohttp 0.25-0.5 ms). Both servers answer with a Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> "Connection":
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: dict) -> tuple[int, bytes]:
+        data = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+        return int(lines[0].split()[1]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def cell_of(latencies: list[float], useful: int, errors: int, elapsed: float) -> dict:
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [math.nan] * 99
+    return {"requests_s": len(latencies) / elapsed, "tokens_s": useful / elapsed, "p50_ms": q[49] * 1000,
+            "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
+
+
+async def send(connection: Connection, text: str) -> Optional[float]:
+    """The seconds of one request for `text`, None if it failed."""
+    started = time.perf_counter()
+    try:
+        status, _ = await asyncio.wait_for(connection.post("/predict", {"inputs": text}), 120)
+    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, StopIteration):
+        return None
+    return time.perf_counter() - started if status == 200 else None
+
+
 async def load(url: str, texts: list[str], tokens: dict, clients: int, max_requests: int, seconds: float) -> dict:
-    """`clients` concurrent loops, each posting the next text; bounded by max_requests and seconds."""
+    """`clients` concurrent loops, each on its own connection posting the next text; bounded by max_requests and
+    seconds."""
     latencies, errors, useful, next_text = [], 0, 0, 0
     deadline = time.perf_counter() + seconds
 
-    async def client_loop(client):
+    async def client_loop(connection):
         nonlocal errors, useful, next_text
         while len(latencies) + errors < max_requests and time.perf_counter() < deadline:
             text = texts[next_text % len(texts)]
             next_text += 1
-            started = time.perf_counter()
-            try:
-                async with client.post("/predict", json={"inputs": text}) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - started)
-                useful += tokens[text]
-            else:
+            took = await send(connection, text)
+            if took is None:
                 errors += 1
+                connection.close()  # its state is unknown: a new connection
+                connection = await Connection.open(url)
+            else:
+                latencies.append(took)
+                useful += tokens[text]
 
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as client:
-        async with client.post("/predict", json={"inputs": texts[0]}) as response:  # a connection, a warm model
-            await response.read()
-        started = time.perf_counter()
-        await asyncio.gather(*[client_loop(client) for _ in range(clients)])
-        elapsed = time.perf_counter() - started
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [math.nan] * 99
-    return {"requests_s": len(latencies) / elapsed, "tokens_s": useful / elapsed, "p50_ms": q[49] * 1000,
-            "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "errors": errors, "requests": len(latencies)}
+    connections = [await Connection.open(url) for _ in range(clients)]
+    for connection in connections:  # each connection made, the model warm
+        await send(connection, texts[0])
+    started = time.perf_counter()
+    await asyncio.gather(*[client_loop(connection) for connection in connections])
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    return cell_of(latencies, useful, errors, elapsed)
+
+
+async def singles(url: str, texts: list[str], tokens: dict, classify, seconds: float, block: int = 10) -> dict:
+    """One client sending `texts` one by one, in blocks of `block` that alternate with the package's pipeline
+    calls on the same texts in this process (interleaved, so that both meet the same machine), bounded by the
+    texts and seconds; the cell's figures come from the requests' times, `one_call_ms` is the median pipeline call.
+    Each block starts once the other side's OpenMP threads have stopped spinning (they spin about 10 ms after a
+    forward here) rather than text by text, which had each side's forwards share the cores with the other's
+    spinning threads: both ran up to twice as slow."""
+    connection, latencies, calls, errors, useful = await Connection.open(url), [], [], 0, 0
+    await send(connection, texts[0])
+    deadline = time.perf_counter() + seconds
+    for start in range(0, len(texts), block):
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(SPIN_OUT)
+        for text in texts[start:start + block]:
+            started = time.perf_counter()
+            classify(text, top_k=None)
+            calls.append(time.perf_counter() - started)
+        time.sleep(SPIN_OUT)
+        for text in texts[start:start + block]:
+            took = await send(connection, text)
+            if took is None:
+                errors += 1
+            else:
+                latencies.append(took)
+                useful += tokens[text]
+    connection.close()
+    return {**cell_of(latencies, useful, errors, sum(latencies)), "one_call_ms": statistics.median(calls) * 1000}
 
 
 def ceiling(classify, texts: list[str], tokens: dict) -> dict:
@@ -149,17 +219,6 @@ def ceiling(classify, texts: list[str], tokens: dict) -> dict:
     started = time.perf_counter()
     classify(texts, top_k=None)
     return {"tokens_s": sum(tokens[t] for t in texts) / (time.perf_counter() - started)}
-
-
-def one_calls(classify, texts: list[str]) -> float:
-    """The median milliseconds of a pipeline call on one text, over `texts` (the ones a single client sends, so
-    that the latencies compare text for text)."""
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        classify(text, top_k=None)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
 
 
 def offline_pipeline(folder: str, precision: str):
@@ -232,8 +291,8 @@ def main() -> None:
                         "the table gives medians (default 3)")
     parser.add_argument("--texts", type=int, default=1000, help="texts in the mix (default 1000)")
     parser.add_argument("--ceiling-texts", type=int, default=256, help="texts of each ceiling run (default 256)")
-    parser.add_argument("--singles", type=int, default=48, help="texts sent one by one, to the pipeline and by one "
-                        "client, for the 1-client latency (default 48)")
+    parser.add_argument("--singles", type=int, default=100, help="texts sent one by one, to the pipeline and by one "
+                        "client, for the 1-client latency (default 100)")
     parser.add_argument("--threads", type=int, help="torch threads of each server and of the ceiling (default: "
                         "torch's)")
     parser.add_argument("--batchers", type=int, nargs="+", default=[2], help="serve --batchers, each a server "
@@ -275,23 +334,25 @@ def main() -> None:
                     for name, (_, url) in servers.items():
                         limit = args.singles if clients == 1 else args.requests  # 1 client: the singles' texts
                         settle(processes)
-                        if clients == 1 and name in pipes_of:  # right before, so that both meet the same machine
-                            cells["one call", name].append(one_calls(pipes_of[name], texts[:args.singles]))
-                            print(f"  one call at {name.split()[1]}: {cells['one call', name][-1]:.1f} ms", flush=True)
-                        cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
+                        if clients == 1 and name in pipes_of:
+                            cell = asyncio.run(singles(url, texts[:limit], tokens, pipes_of[name], args.seconds))
+                        else:
+                            cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
                         cells[name, clients].append(cell)
                         print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
-                              f"{cell['p50_ms']:.1f} ms, {cell['errors']} errors", flush=True)
+                              f"{cell['p50_ms']:.1f} ms" + (f" (one pipeline call {cell['one_call_ms']:.1f} ms)"
+                                                            if "one_call_ms" in cell else "")
+                              + f", {cell['errors']} errors", flush=True)
         finally:
             for process in processes:
                 process.terminate()
             for process in processes:
                 process.wait(60)
-        results = {key: median_cell(value) for key, value in cells.items() if key[0] != "one call"}
+        results = {key: median_cell(value) for key, value in cells.items()}
         for precision in args.precision:  # every one-call measurement at that precision
             results["ceiling", precision]["single_ms"] = statistics.median(
-                ms for (kind, name), values in cells.items() if kind == "one call" and name.split()[1] == precision
-                for ms in values) if args.singles and 1 in args.clients else math.nan
+                cell["one_call_ms"] for name in pipes_of if name.split()[1] == precision
+                for cell in cells[name, 1]) if args.singles and 1 in args.clients else math.nan
         report(args, servers, results, loads)
         goals = report_ratios(args, servers, cells)
     rows = [{"server": name, "clients": clients, **cell} for (name, clients), cell in results.items()
@@ -337,10 +398,10 @@ def report_ratios(args, servers: dict, cells: dict) -> list[dict]:
         precision = name.split()[1]
         missing = [None] * args.rounds
         rounds = [(ours["tokens_s"] / top["tokens_s"], ours["tokens_s"] / hf["tokens_s"] if hf else math.nan,
-                   single["p50_ms"] / one_call if single else math.nan)
-                  for ours, top, hf, single, one_call in zip(
+                   single["p50_ms"] / single["one_call_ms"] if single else math.nan)
+                  for ours, top, hf, single in zip(
                       cells[name, most], cells["ceiling", precision], cells.get(("fastapi+hf", most)) or missing,
-                      cells.get((name, 1)) or missing, cells.get(("one call", name)) or missing)]
+                      cells.get((name, 1)) or missing)]
         each = "; ".join(f"{c:.0%}, {h:.1f}x, {p:.2f}x" for c, h, p in rounds)
         medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
         print(f"{name}, each round (of the ceiling at {most} clients, x FastAPI + transformers, 1-client p50 / one "
