@@ -174,8 +174,9 @@ async def load(url: str, texts: list[str], tokens: dict, clients: int, max_reque
                 useful += tokens[text]
 
     connections = [await Connection.open(url) for _ in range(clients)]
-    for connection in connections:  # each connection made, the model warm
-        await send(connection, texts[0])
+    # Each connection used once, all at once: one by one, the first ones would sit idle past uvicorn's keep-alive
+    # timeout (5 s) while a slow server answers the others, and be closed by it.
+    await asyncio.gather(*[send(connection, texts[0]) for connection in connections])
     started = time.perf_counter()
     await asyncio.gather(*[client_loop(connection) for connection in connections])
     elapsed = time.perf_counter() - started
