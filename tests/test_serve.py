@@ -4,6 +4,7 @@ for tiny random models of every task, compared with the pipelines on the same in
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import shutil
@@ -336,12 +337,31 @@ class Lone:
         self.name, self.flat, self.waiting, self.done = name, [{"input_ids": [0, 1, 2]}], [0], threading.Event()
 
 
+class CountingCondition(threading.Condition):
+    """A Condition that counts the waits that came back, by thread name."""
+
+    def __init__(self, lock):
+        super().__init__(lock)
+        self.woken = collections.Counter()
+
+    def wait(self, timeout=None):
+        try:
+            return super().wait(timeout)
+        finally:
+            self.woken[threading.current_thread().name] += 1
+
+
 def test_lone_requests_run_on_the_first_batcher_and_the_others_help_while_it_runs():
     """Lone requests taking turns between two batchers' OpenMP pools ran slower (each pool spins after its
-    forward); so the first batcher takes them all, and a second one takes work only while a forward runs."""
+    forward); so the first batcher takes them all, and a second one takes work only while a forward runs. Lone
+    requests do not wake it either: it would take the GIL from the forward for nothing."""
     import types
 
+    import torch
+
+    torch.set_num_threads(2)  # lone forwards then take all the threads (the one_thread fixture sets it back)
     batcher = Batcher(types.SimpleNamespace(limits=Limits(batchers=2), warm_up=lambda: None))
+    batcher.wake_others = others = CountingCondition(batcher.lock)
     ran, hold, held = [], threading.Event(), threading.Event()
 
     def execute(batch):
@@ -361,6 +381,7 @@ def test_lone_requests_run_on_the_first_batcher_and_the_others_help_while_it_run
             batcher.submit(job)
             assert job.done.wait(10)
         assert {thread for _, thread in ran} == {"batcher-0"}
+        assert others.woken["batcher-1"] == 0
         ran.clear()
         first, meanwhile = Lone("held"), Lone("meanwhile")
         batcher.submit(first)
