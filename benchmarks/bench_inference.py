@@ -3,13 +3,15 @@
     python benchmarks/bench_inference.py [--size base|large] [--pairs 5] [--int8]
 
 Reports useful (non-padding) tokens/s for both, the median speed-up over interleaved pairs in CPU seconds
-and in wall seconds, and the largest logit difference on real tokens.
+and in wall seconds, and the largest logit difference on real tokens. On ragged batches also this package's
+attention in length buckets against one re-padded block (ROBERTA_PRELAYERNORM_VARLEN=0), interleaved pairs too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 
@@ -53,9 +55,27 @@ def main() -> None:
                 qdiff = (quantized(input_ids, attention_mask).logits - theirs(input_ids, attention_mask).logits)
                 row.update({"int8_speedup_cpu": round(q["speedup_cpu"], 3), "int8_speedup_wall": round(
                     q["speedup_wall"], 3), "int8_max_logit_diff": float(qdiff.abs().max())})
+            if padding:
+                for label, model in (("fp32", ours), ("int8", quantized)):
+                    if model is not None:
+                        b = interleaved(lambda: one_block(model, input_ids, attention_mask),
+                                        lambda: model(input_ids, attention_mask), args.pairs)
+                        row.update({f"buckets_speedup_{label}_cpu": round(b["speedup_cpu"], 3),
+                                    f"buckets_speedup_{label}_wall": round(b["speedup_wall"], 3)})
         rows.append(row)
         print(json.dumps(row))
     write_results("bench_inference", rows, vars(args), variant=args.size)
+
+
+def one_block(model, input_ids, attention_mask):
+    """The model's forward with attention on one re-padded block (no length buckets)."""
+    from roberta_prelayernorm.modeling import VARLEN_ENV
+
+    os.environ[VARLEN_ENV] = "0"
+    try:
+        return model(input_ids, attention_mask)
+    finally:
+        del os.environ[VARLEN_ENV]
 
 
 if __name__ == "__main__":

@@ -149,6 +149,68 @@ def test_real_tokens_do_not_depend_on_padding_or_batch_mates():
     outputs_do_not_depend_on_batch_mates_or_padding()
 
 
+def partitions(items: list):
+    """Every way to split `items` into groups."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for groups in partitions(rest):
+        yield [[first], *groups]
+        for i in range(len(groups)):
+            yield [*groups[:i], [first, *groups[i]], *groups[i + 1:]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(0, 40), min_size=1, max_size=6), overhead=st.integers(0, 2000))
+def test_length_buckets_find_the_cheapest_grouping(lengths, overhead):
+    """Groups of runs of the sorted rows cost no more than the best of all groupings (brute force); every row
+    with tokens is in one group, rows without are in none."""
+    from roberta_prelayernorm.modeling import length_buckets
+
+    groups, cost = length_buckets(lengths, overhead)
+    rows = [r for r, n in enumerate(lengths) if n]
+    assert sorted(r for group in groups for r in group) == rows
+
+    def cost_of(grouping):
+        return sum(len(group) * max(lengths[r] for r in group) ** 2 + overhead for group in grouping)
+
+    assert cost == cost_of(groups) == min(cost_of(grouping) for grouping in partitions(rows))
+
+
+def test_attention_in_length_buckets_equals_the_padded_path(monkeypatch):
+    """A ragged batch on the CPU runs its attention in buckets of like lengths: the same outputs and gradients
+    as the padded path, and the same as each row alone."""
+    from roberta_prelayernorm import modeling
+
+    lengths = (38, 3, 30, 11, 12, 1, 36, 5)
+    model = tiny(rp.RobertaPreLayerNormForTokenClassification, hidden_dropout_prob=0.0,
+                 attention_probs_dropout_prob=0.0)
+    input_ids, attention_mask, _ = padded_batch(99, lengths=lengths)
+    packing = modeling.Packing(attention_mask, torch.device("cpu"))
+    assert packing.buckets is not None and len(packing.buckets) > 1
+
+    def run():
+        model.zero_grad()
+        logits = model(input_ids, attention_mask).logits
+        logits[attention_mask.bool()].square().sum().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    model.train()  # with autograd, and attention dropout 0: buckets still
+    bucketed, grads = run()
+    monkeypatch.setattr(modeling.Packing, "buckets", None)
+    padded, padded_grads = run()
+    real = attention_mask.bool()
+    assert_close(bucketed, padded, "logits", rows=real)
+    for i, (ours, theirs) in enumerate(zip(grads, padded_grads)):
+        assert_close(ours, theirs, f"gradient {i}")
+    monkeypatch.undo()
+    model.eval()
+    with torch.no_grad():
+        for row, n in enumerate(lengths):
+            assert_close(bucketed[row, :n], model(input_ids[row:row + 1, :n]).logits[0], f"row {row} alone")
+
+
 def test_labels_at_padding_are_ignored():
     model = tiny(rp.RobertaPreLayerNormForTokenClassification)
     input_ids, attention_mask, _ = padded_batch(99)
