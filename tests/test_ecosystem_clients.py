@@ -217,20 +217,46 @@ def test_feature_extraction_pipeline_with_tuple_outputs(tokenizers):
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning",
                             "ignore:.*operator of advanced indexing in opset:UserWarning")
 def test_torch_jit_trace_and_torchscript_onnx_export(tmp_path, name):
+    """Traced and exported on a ragged batch, equal on its real tokens (outputs at padding are not part of the
+    contract: the eager model packs the real tokens, the traced one runs the padded path)."""
     model, batch = tiny(name), inputs_for(name)
     args = (batch["input_ids"], batch["attention_mask"])
     traced = torch.jit.trace(model, args, strict=False)
     expected = model(*args)
     got = traced(*args)
+    real = batch["attention_mask"].bool()
+
+    def at_real_tokens(t):
+        return t[real] if t.shape[:real.dim()] == real.shape else t
+
     for key in expected.keys():
-        torch.testing.assert_close(got[key], expected[key], msg=key)
+        torch.testing.assert_close(at_real_tokens(got[key]), at_real_tokens(expected[key]), msg=key)
     import onnxruntime
 
     torch.onnx.export(model, args, str(tmp_path / "model.onnx"), dynamo=False)
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
     feeds = {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)}
     first = session.run(None, feeds)[0]  # the first output field, on the export's own inputs
-    torch.testing.assert_close(torch.from_numpy(first), expected[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(at_real_tokens(torch.from_numpy(first)), at_real_tokens(expected[0]), atol=1e-4,
+                               rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("example_lengths", [(9, 9, 9), (9, 6, 3)], ids=["unpadded", "ragged"])
+def test_a_traced_model_answers_other_masks_of_its_shape(monkeypatch, example_lengths):
+    """torch.jit.trace keeps what one example decided: the model neither drops a mask without padding (it would
+    trace a graph without one) nor packs by the example's lengths (length buckets, here at no overhead)."""
+    from roberta_prelayernorm import modeling
+
+    monkeypatch.setattr(modeling, "BUCKET_OVERHEAD", 0)  # buckets wherever the lengths differ
+    name = "RobertaPreLayerNormForTokenClassification"
+    model, example = tiny(name), inputs_for(name, lengths=example_lengths)
+    traced = torch.jit.trace(model, (example["input_ids"], example["attention_mask"]), strict=False)
+    other = inputs_for(name, lengths=(2, 9, 5), seed=1)
+    with torch.no_grad():
+        expected, got = model(**other).logits, traced(other["input_ids"], other["attention_mask"])["logits"]
+    real = other["attention_mask"].bool()
+    torch.testing.assert_close(got[real], expected[real])
 
 
 def test_generate_takes_transformers_arguments():

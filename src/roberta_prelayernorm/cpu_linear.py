@@ -174,7 +174,8 @@ def _onednn_linear(x, packed, bias):
     return torch.ops.mkldnn._linear_pointwise(x if x.is_contiguous() else x.contiguous(), packed, bias, "none", [], "")
 
 
-def _tracing() -> bool:
+def tracing() -> bool:
+    """A compiler, tracer or exporter is recording the call: it must see plain, input-independent code."""
     return (torch.compiler.is_compiling() or torch.jit.is_tracing()
             or (hasattr(torch.compiler, "is_exporting") and torch.compiler.is_exporting())
             or torch.onnx.is_in_onnx_export())
@@ -184,7 +185,7 @@ def _usable(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor])
     """The oneDNN path serves this call: CPU, matching float dtypes, no autocast, tracing, functorch or
     autograd (training keeps the default GEMM: see the module doc)."""
     return (x.device.type == "cpu" and weight.device.type == "cpu"  # first: the cheapest test, off for CUDA
-            and not _tracing()  # compilers and exporters see the plain F.linear only
+            and not tracing()  # compilers and exporters see the plain F.linear only
             and x.dim() >= 2 and x.numel() > 0
             and x.dtype == weight.dtype and (bias is None or bias.dtype == weight.dtype)
             and not weight.is_mkldnn and not x.is_mkldnn and weight.layout == torch.strided

@@ -19,7 +19,7 @@ from torch import nn
 
 from . import checkpoint
 from .config import RobertaPreLayerNormConfig, max_sequence_length
-from .cpu_linear import Linear
+from .cpu_linear import Linear, tracing
 from .errors import SettingError
 from .outputs import (
     BaseModelOutputWithPoolingAndCrossAttentions,
@@ -116,7 +116,7 @@ class Packing:
         lengths = self.lengths.tolist()
         if self.device.type != "cpu" or len(lengths) < 2:
             return None
-        groups, cost = length_buckets(lengths)
+        groups, cost = length_buckets(lengths, BUCKET_OVERHEAD)
         if cost > 0.9 * (len(lengths) * self.max_length ** 2 + BUCKET_OVERHEAD):
             return None
         buckets = []
@@ -151,7 +151,7 @@ BUCKET_OVERHEAD = 1200
 BUCKET_ROWS = 64  # the most rows a bucket takes, which bounds the search (a bigger one would save next to nothing)
 
 
-def length_buckets(lengths: list[int], overhead: int = BUCKET_OVERHEAD) -> tuple[list[list[int]], int]:
+def length_buckets(lengths: list[int], overhead: int) -> tuple[list[list[int]], int]:
     """Rows grouped so that attention, each group padded to its longest row, costs least: the sum over groups of
     rows x longest² + `overhead`. The groups are runs of the rows sorted by length (an optimal grouping has that
     form), found by dynamic programming; rows of length 0 have no tokens and join no group. Returns the groups
@@ -574,9 +574,11 @@ class RobertaPreLayerNormModel(RobertaPreLayerNormPreTrainedModel):
 
         packing = None
         # Pack when a mask on the host shows padding to skip (reading it costs no device synchronisation); not
-        # under torch.compile, where data-dependent shapes break graphs. No padding: no mask, SDPA's fastest kernel.
+        # under torch.compile, where data-dependent shapes break graphs, nor under torch.jit.trace or an exporter,
+        # which would keep this mask's decisions (no mask, the lengths) for every input. No padding: no mask,
+        # SDPA's fastest kernel.
         if (attention_mask is not None and attention_mask.dim() == 2 and attention_mask.device.type == "cpu"
-                and past_length == 0 and not torch.compiler.is_compiling()):
+                and past_length == 0 and not tracing()):
             if bool(attention_mask.all()):
                 attention_mask = None
             else:
