@@ -113,9 +113,9 @@ class Packing:
         """On the CPU, where grouping the rows by length saves a tenth of the attention's work or more (see
         length_buckets): per group, the packed places of its tokens (n_tokens,), their places in the group's
         padded (rows * longest) layout (n_tokens,), and which keys each row may see (rows, longest). Else None."""
-        lengths = self.lengths.tolist()
-        if self.device.type != "cpu" or len(lengths) < 2:
+        if self.device.type != "cpu" or self.B < 2:
             return None
+        lengths = self.lengths.tolist()
         groups, cost = length_buckets(lengths, BUCKET_OVERHEAD)
         if cost > 0.9 * (len(lengths) * self.max_length ** 2 + BUCKET_OVERHEAD):
             return None
@@ -154,8 +154,8 @@ BUCKET_ROWS = 64  # the most rows a bucket takes, which bounds the search (a big
 def length_buckets(lengths: list[int], overhead: int) -> tuple[list[list[int]], int]:
     """Rows grouped so that attention, each group padded to its longest row, costs least: the sum over groups of
     rows x longest² + `overhead`. The groups are runs of the rows sorted by length (an optimal grouping has that
-    form), found by dynamic programming; rows of length 0 have no tokens and join no group. Returns the groups
-    (row indices) and their cost."""
+    form) of at most BUCKET_ROWS rows, found by dynamic programming; rows of length 0 have no tokens and join no
+    group. Returns the groups (row indices) and their cost."""
     order = sorted((r for r in range(len(lengths)) if lengths[r]), key=lambda r: -lengths[r])
     L = [lengths[r] for r in order]
     best, cut = [0] + [math.inf] * len(L), [0] * (len(L) + 1)  # best[j]: the cost of grouping the j longest
