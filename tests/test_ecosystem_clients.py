@@ -241,7 +241,7 @@ def test_torch_jit_trace_and_torchscript_onnx_export(tmp_path, name):
                                rtol=1e-4)
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
 @pytest.mark.parametrize("example_lengths", [(9, 9, 9), (9, 6, 3)], ids=["unpadded", "ragged"])
 def test_a_traced_model_answers_other_masks_of_its_shape(monkeypatch, example_lengths):
     """torch.jit.trace keeps what one example decided: the model neither drops a mask without padding (it would
