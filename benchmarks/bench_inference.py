@@ -71,11 +71,15 @@ def one_block(model, input_ids, attention_mask):
     """The model's forward with attention on one re-padded block (no length buckets)."""
     from roberta_prelayernorm.modeling import VARLEN_ENV
 
+    saved = os.environ.get(VARLEN_ENV)
     os.environ[VARLEN_ENV] = "0"
     try:
         return model(input_ids, attention_mask)
     finally:
-        del os.environ[VARLEN_ENV]
+        if saved is None:
+            del os.environ[VARLEN_ENV]
+        else:
+            os.environ[VARLEN_ENV] = saved
 
 
 if __name__ == "__main__":
