@@ -13,11 +13,12 @@ bounded in requests and seconds. It runs on the same machine, so it takes some o
 it speaks HTTP/1.1 over asyncio streams itself, about 0.05 ms per request (aiohttp took 0.25-0.5 ms, httpx
 0.75-1.25 ms, several percent of a 25 ms request on two cores). Every server runs from the start. Each round
 measures the ceilings and then every (clients, server) cell once, each after every server has gone idle, so that a
-machine whose load changes weighs on all alike. A server's 1-client cell alternates text by text between the
-package's pipeline call at its precision (in this process) and the request for the same text, so that the two
-latencies it compares meet the same machine. The table gives each figure's median over the rounds: requests/s,
-useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for BERT-base size;
-several `--precision` or `--batchers` values start one server each (the ceiling runs at each precision).
+machine whose load changes weighs on all alike. A server's 1-client cell alternates blocks of 10 texts between the
+package's pipeline calls at its precision (in this process) and the requests for the same texts, so that the two
+latencies it compares meet the same machine (see singles). The table gives each figure's median over the rounds:
+requests/s, useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for
+BERT-base size; several `--precision` or `--batchers` values start one server each (the ceiling runs at each
+precision).
 
     python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 10] [--rounds 3]
                                      [--threads N] [--batchers N ...] [--precision fp32|bf16|int8 ...]
@@ -38,10 +39,10 @@ import sys
 import tempfile
 import textwrap
 import time
-from typing import Optional
 import urllib.error
 import urllib.request
 from importlib import resources
+from typing import Optional
 
 import torch
 

@@ -66,6 +66,7 @@ class Packing:
     def __init__(self, attention_mask: torch.Tensor, device: torch.device, varlen: bool = False):
         self.B, self.T = attention_mask.shape
         self.varlen = varlen and varlen_kernel() is not None  # the caller's call: an encoder, on a GPU
+        self.off = os.environ.get(VARLEN_ENV, "1") == "0"  # read once a forward, not once a layer
         self.real, self.device = attention_mask.reshape(-1).bool(), device  # (B * T,) on the host
         self.lengths = lengths = self.real.view(self.B, self.T).sum(1)
         self.max_length = int(lengths.max())
@@ -95,7 +96,7 @@ class Packing:
         """How self-attention over `x` (or its projections) runs on the packed tokens: attend_varlen,
         attend_in_buckets, or None (re-padded to (B, T) with the padding mask; always with attention dropout,
         which neither has, or with ROBERTA_PRELAYERNORM_VARLEN=0)."""
-        if dropout_p != 0.0 or os.environ.get(VARLEN_ENV, "1") == "0":
+        if dropout_p != 0.0 or self.off:
             return None
         dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else x.dtype
         if self.varlen and dtype in (torch.float16, torch.bfloat16):
