@@ -20,17 +20,20 @@ demo: $(STAMP)
 test: $(STAMP) system-tools
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-# Two tests need Debian packages: the server's page runs in chromium (with its chromedriver), and `export --int8`
-# runs on an emulated AVX2-only CPU (qemu-user). They are installed here when missing, as root or with
-# password-less sudo where apt-get exists; otherwise those tests skip and say why, and nothing fails.
-SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver qemu-x86_64:qemu-user
+# Some tests need Debian packages: the server's page runs in chromium (with its chromedriver), `export --int8`
+# runs on an emulated AVX2-only CPU (qemu-user), and the server starts itself again on tcmalloc or jemalloc
+# (libraries, not commands). They are installed here when missing, as root or with password-less sudo where
+# apt-get exists; otherwise those tests skip and say why, and nothing fails.
+SYSTEM_TOOLS := chromium:chromium chromedriver:chromium-driver qemu-x86_64:qemu-user \
+  libtcmalloc_minimal.so.4:libtcmalloc-minimal4 libjemalloc.so.2:libjemalloc2
 system-tools:
-	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do { command -v $${pair%%:*} || \
+	  /sbin/ldconfig -p 2>/dev/null | grep -qF "$${pair%%:*} "; } >/dev/null 2>&1 || \
 	  missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
 	  if [ "$$SUDO" != no ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing$$missing for the page and emulated-CPU tests"; \
+	    echo "installing$$missing for the page, emulated-CPU and allocator tests"; \
 	    { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; } \
 	      >/dev/null 2>&1 || echo "could not install$$missing: their tests will skip"; \
 	  else echo "no apt-get as root for$$missing: their tests will skip"; fi; \

@@ -18,10 +18,12 @@ package's pipeline calls at its precision (in this process) and the requests for
 latencies it compares meet the same machine (see singles). The table gives each figure's median over the rounds:
 requests/s, useful tokens/s (the texts' tokens, no padding), p50/p95/p99 latency, errors. `--size base` for
 BERT-base size; several `--precision` or `--batchers` values start one server each (the ceiling runs at each
-precision).
+precision). The script starts itself again on the allocator the server would choose (`--allocator`, default auto:
+tcmalloc where the system has it), so the ceiling, the pipeline calls and both servers run on the same malloc.
 
     python benchmarks/bench_serve.py [--size small|base] [--clients 1 8 64] [--seconds 10] [--rounds 3]
                                      [--threads N] [--batchers N ...] [--precision fp32|bf16|int8 ...]
+                                     [--allocator auto|tcmalloc|jemalloc|system]
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Optional
 import torch
 
 from common import BASE, machine, write_results
+from roberta_prelayernorm.allocator import CHOICES, in_use, restart_on
 
 SPIN_OUT = 0.05  # seconds for a process's OpenMP threads to stop spinning after its last forward
 SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
@@ -243,7 +246,8 @@ def servers_to_run(args, folder: str) -> dict:
         for batchers in args.batchers:
             name = f"serve {precision} b{batchers}"
             servers[name] = ([sys.executable, "-m", "roberta_prelayernorm", "serve", "--model", folder, "--port",
-                              str(port), "--batchers", str(batchers), "--precision", precision],
+                              str(port), "--batchers", str(batchers), "--precision", precision, "--allocator",
+                              in_use()],
                              f"http://127.0.0.1:{port}")
             port += 1
     if not args.skip_transformers:
@@ -302,7 +306,10 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16", "int8"),
                         help="serve --precision and the ceiling's, each a server (default fp32)")
     parser.add_argument("--skip-transformers", action="store_true", help="leave out the FastAPI + transformers server")
+    parser.add_argument("--allocator", choices=CHOICES, default="auto", help="malloc of this process and of every "
+                        "server (serve --allocator; default auto, the server's default)")
     args = parser.parse_args()
+    restart_on(args.allocator, sys.argv)  # the ceiling, the pipeline calls and all servers run on one allocator
     if args.threads:  # the servers inherit it; the ceiling runs here
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
@@ -314,7 +321,7 @@ def main() -> None:
         texts = text_mix(args.texts)
         tokenizer = rp.AutoTokenizer.from_pretrained(folder)
         tokens = {text: len(ids) for text, ids in zip(texts, tokenizer(texts)["input_ids"])}
-        print(f"{machine()}; {args.size} model; {len(texts)} texts of {min(tokens.values())}-{max(tokens.values())} "
+        print(f"{machine()}; {in_use()} malloc; {args.size} model; {len(texts)} texts of {min(tokens.values())}-{max(tokens.values())} "
               f"tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request; medians of "
               f"{args.rounds} interleaved rounds", flush=True)
         pipes = {precision: offline_pipeline(folder, precision) for precision in args.precision}
@@ -360,8 +367,9 @@ def main() -> None:
     rows = [{"server": name, "clients": clients, **cell} for (name, clients), cell in results.items()
             if name != "ceiling"]
     rows += [{"server": f"ceiling {precision}", **results["ceiling", precision]} for precision in args.precision]
-    write_results("bench_serve", rows, vars(args), variant=args.size, goals=goals, round_loads=loads,
-                  int8_engines=engines)
+    variant = args.size if args.allocator == "auto" else f"{args.size}_{args.allocator}"
+    write_results("bench_serve", rows, vars(args), variant=variant, goals=goals, round_loads=loads,
+                  int8_engines=engines, allocator=in_use())
 
 
 def int8_engines(servers: dict) -> dict:

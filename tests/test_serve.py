@@ -22,6 +22,7 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 
 import roberta_prelayernorm as rp  # noqa: E402
+from roberta_prelayernorm import allocator  # noqa: E402
 from roberta_prelayernorm.pipelines import pipeline  # noqa: E402
 from roberta_prelayernorm.serve.app import build_app  # noqa: E402
 from roberta_prelayernorm.serve.engine import Batcher, Engine, Limits  # noqa: E402
@@ -608,6 +609,10 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(models):
                 pass
             assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
             time.sleep(0.1)
+        # The command started itself again on the allocator it chose (same process id: signals still reach it).
+        chosen = allocator.in_use() if allocator.in_use() != "system" else next(
+            (name for name in ("tcmalloc", "jemalloc") if allocator.library(name)), "system")
+        assert httpx.get(url + "/info").json()["allocator"] == chosen
         texts = [[f"{LONG[:150]} {i} {j}" for j in range(64)] for i in range(12)]
 
         async def main():
@@ -626,6 +631,7 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(models):
         # Requests were in flight at the signal: some were answered (and logged) after it.
         after = log.split("Shutting down", 1)[1]
         assert "POST /predict 200" in after, log
+        assert f"malloc: {chosen})" in log, log  # the start line says it
     finally:
         process.kill()
         process.wait()

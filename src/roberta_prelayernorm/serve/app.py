@@ -78,8 +78,9 @@ async def disconnected(request: Request) -> None:
 def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), log_json: bool = False) -> FastAPI:
     """The server's ASGI app for a loaded engine; the batcher thread runs from the app's start-up to its end."""
     from .. import __version__
+    from ..allocator import in_use
 
-    limits, metrics = engine.limits, Metrics()
+    limits, metrics, allocator = engine.limits, Metrics(), in_use()
     batcher = Batcher(engine, on_batch=metrics.batch, on_drop=lambda job: metrics.dropped.inc())
     metrics.queue.set_function(lambda: batcher.queued_features)
     in_flight = [0]
@@ -243,7 +244,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
         return JSONResponse({
             "model": engine.name, "task": engine.task, "route": TASK_ROUTES.get(engine.task), "labels": engine.labels,
             "mask_token": engine.tokenizer.mask_token, "precision": engine.precision, "device": str(engine.device),
-            "int8_engine": engine.int8_engine,
+            "int8_engine": engine.int8_engine, "allocator": allocator,
             "max_input_length": engine.max_input_length, "max_batch_tokens": limits.max_batch_tokens,
             "max_batch_size": limits.max_batch_size, "batchers": limits.batchers,
             "max_concurrent_requests": limits.max_concurrent_requests, "truncate": limits.truncate,

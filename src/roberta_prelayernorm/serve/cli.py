@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 
+from ..allocator import CHOICES, in_use, restart_on
 from ..errors import SettingError
 from ..flags import positive_int
 
@@ -72,11 +73,16 @@ def add_commands(subparsers) -> None:
                         help="allow browsers on this origin to call the API (repeat for each; default: none)")
     parser.add_argument("--grace-period", type=positive_float, default=30.0,
                         help="seconds to finish the requests in flight after SIGTERM/SIGINT (default 30)")
+    parser.add_argument("--allocator", choices=CHOICES, default="auto",
+                        help="malloc of the server process: auto (default: tcmalloc, else jemalloc, where the system "
+                             "has one: forwards run 5-10%% faster than on glibc's), tcmalloc, jemalloc, or system; "
+                             "Linux only")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per request")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    restart_on(args.allocator, args.program)  # returns once this process runs on the allocator chosen
     try:
         import fastapi  # noqa: F401 - only to say what is missing
         import prometheus_client  # noqa: F401
@@ -100,8 +106,8 @@ def run(args) -> int:
     host, port = sock.getsockname()[:2]
     app = build_app(engine, api_key=api_key, cors_origins=args.cors_origin, log_json=args.log_json)
     print(f"serving the {engine.task or 'embedding'} model {args.model} on http://{args.host}:{port} "
-          f"({engine.precision}, {engine.device}){'; API key required' if api_key else ''}", file=sys.stderr,
-          flush=True)
+          f"({engine.precision}, {engine.device}, malloc: {in_use()}){'; API key required' if api_key else ''}",
+          file=sys.stderr, flush=True)
     config = uvicorn.Config(app, access_log=False, timeout_graceful_shutdown=args.grace_period,
                             log_level="info", lifespan="on")
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully, killing the process by it;
