@@ -102,3 +102,10 @@ def test_the_serve_table_gives_each_servers_cells_goals_and_the_ceilings():
         "| serve fp32 b2 | 633 / 848 | 68 / 3676 | 1 | 93% | 1.80x | 1.22x |",
         "| fastapi+hf | 526 / 484 | 79 / 5289 | 2 |  |  |  |",
         "| ceiling fp32 (offline pipeline, batches of 32) | 903 | one call on one text: 56 |  |  |  |  |"]
+
+
+def test_the_source_names_the_allocator_a_run_records():
+    record = {"path": "r/bench_serve_x_base.json", "commit": "abc1234", "date": "2026-12-05T03:00:00+00:00"}
+    assert readme_tables.source_text(record) == "`bench_serve_x_base.json` (commit abc1234, 2026-12-05)"
+    assert readme_tables.source_text({**record, "allocator": "tcmalloc"}) == (
+        "`bench_serve_x_base.json` (commit abc1234, 2026-12-05, tcmalloc malloc)")

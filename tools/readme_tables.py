@@ -214,6 +214,8 @@ def source_text(record: dict) -> str:
         parts.append(record["date"][:10])
     if record.get("command"):
         parts.append(f"`{record['command']}`")
+    if record.get("allocator"):
+        parts.append(f"{record['allocator']} malloc")
     if record.get("load_average"):
         parts.append("load average " + " / ".join(f"{load:.1f}" for load in record["load_average"])
                      + " (1 / 5 / 15 min) as it ended")
