@@ -198,6 +198,7 @@ async def singles(url: str, texts: list[str], tokens: dict, classify, seconds: f
     spinning threads: both ran up to twice as slow."""
     connection, latencies, calls, errors, useful = await Connection.open(url), [], [], 0, 0
     await send(connection, texts[0])
+    forwards = forward_seconds(url)
     deadline = time.perf_counter() + seconds
     for start in range(0, len(texts), block):
         if time.perf_counter() > deadline:
@@ -216,7 +217,19 @@ async def singles(url: str, texts: list[str], tokens: dict, classify, seconds: f
                 latencies.append(took)
                 useful += tokens[text]
     connection.close()
-    return {**cell_of(latencies, useful, errors, sum(latencies)), "one_call_ms": statistics.median(calls) * 1000}
+    total, count = (now - before for now, before in zip(forward_seconds(url), forwards))
+    # Means, to split a request's time: the server's forwards (its /metrics) against the pipeline's calls.
+    return {**cell_of(latencies, useful, errors, sum(latencies)), "one_call_ms": statistics.median(calls) * 1000,
+            "forward_mean_ms": total / count * 1000 if count else math.nan,
+            "one_call_mean_ms": statistics.mean(calls) * 1000, "request_mean_ms": statistics.mean(latencies) * 1000}
+
+
+def forward_seconds(url: str) -> tuple[float, float]:
+    """(seconds, count) of the forwards a serve server has run (its serve_batch_seconds histogram)."""
+    text = urllib.request.urlopen(url + "/metrics").read().decode()
+    value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+             if line.startswith("serve_batch_seconds_")}
+    return value["serve_batch_seconds_sum"], value["serve_batch_seconds_count"]
 
 
 def ceiling(classify, texts: list[str], tokens: dict) -> dict:
@@ -321,9 +334,9 @@ def main() -> None:
         texts = text_mix(args.texts)
         tokenizer = rp.AutoTokenizer.from_pretrained(folder)
         tokens = {text: len(ids) for text, ids in zip(texts, tokenizer(texts)["input_ids"])}
-        print(f"{machine()}; {in_use()} malloc; {args.size} model; {len(texts)} texts of {min(tokens.values())}-{max(tokens.values())} "
-              f"tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request; medians of "
-              f"{args.rounds} interleaved rounds", flush=True)
+        print(f"{machine()}; {in_use()} malloc; {args.size} model; {len(texts)} texts of {min(tokens.values())}-"
+              f"{max(tokens.values())} tokens (mean {statistics.mean(tokens.values()):.0f}); one text per request; "
+              f"medians of {args.rounds} interleaved rounds", flush=True)
         pipes = {precision: offline_pipeline(folder, precision) for precision in args.precision}
         servers = servers_to_run(args, folder)
         pipes_of = {name: pipes[name.split()[1]] for name in servers if name.startswith("serve")}
@@ -348,10 +361,11 @@ def main() -> None:
                         else:
                             cell = asyncio.run(load(url, texts, tokens, clients, limit, args.seconds))
                         cells[name, clients].append(cell)
+                        single = (f" (one pipeline call {cell['one_call_ms']:.1f} ms; means: request "
+                                  f"{cell['request_mean_ms']:.1f}, server forward {cell['forward_mean_ms']:.1f}, "
+                                  f"pipeline call {cell['one_call_mean_ms']:.1f} ms)" if "one_call_ms" in cell else "")
                         print(f"  {name} at {clients} clients: {cell['tokens_s']:.0f} tokens/s, p50 "
-                              f"{cell['p50_ms']:.1f} ms" + (f" (one pipeline call {cell['one_call_ms']:.1f} ms)"
-                                                            if "one_call_ms" in cell else "")
-                              + f", {cell['errors']} errors", flush=True)
+                              f"{cell['p50_ms']:.1f} ms{single}, {cell['errors']} errors", flush=True)
         finally:
             for process in processes:
                 process.terminate()
