@@ -120,18 +120,22 @@ class Connection:
     HTTP library), so that the load generator takes as little as it can of the cores it shares with the servers
     (about 0.05 ms per request, aiohttp 0.25-0.5 ms). Both servers answer with a Content-Length."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
-        self.reader, self.writer, self.host = reader, writer, host
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int):
+        self.reader, self.writer, self.host, self.port = reader, writer, host, port
 
     @classmethod
     async def open(cls, url: str) -> "Connection":
         host, port = url.removeprefix("http://").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
-        return cls(reader, writer, f"{host}:{port}")
+        return cls(*await asyncio.open_connection(host, int(port)), host, int(port))
+
+    async def reopen(self) -> None:
+        """A new connection in place of this one (after a failed request its state is unknown)."""
+        self.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def post(self, path: str, body: dict) -> tuple[int, bytes]:
         data = json.dumps(body).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
                           f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
         lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
@@ -148,13 +152,16 @@ def cell_of(latencies: list[float], useful: int, errors: int, elapsed: float) ->
 
 
 async def send(connection: Connection, text: str) -> Optional[float]:
-    """The seconds of one request for `text`, None if it failed."""
+    """The seconds of one request for `text`; None if it failed (the connection is then opened anew)."""
     started = time.perf_counter()
     try:
         status, _ = await asyncio.wait_for(connection.post("/predict", {"inputs": text}), 120)
     except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, StopIteration):
-        return None
-    return time.perf_counter() - started if status == 200 else None
+        status = None
+    if status == 200:
+        return time.perf_counter() - started
+    await connection.reopen()
+    return None
 
 
 async def load(url: str, texts: list[str], tokens: dict, clients: int, max_requests: int, seconds: float) -> dict:
@@ -171,8 +178,6 @@ async def load(url: str, texts: list[str], tokens: dict, clients: int, max_reque
             took = await send(connection, text)
             if took is None:
                 errors += 1
-                connection.close()  # its state is unknown: a new connection
-                connection = await Connection.open(url)
             else:
                 latencies.append(took)
                 useful += tokens[text]
