@@ -53,8 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # How to start this command again (the server does, on a faster malloc); None when called from Python.
-    args.program = ["-m", "roberta_prelayernorm", *sys.argv[1:]] if argv is None else None
+    # How to start this command again (the server does, on a faster malloc); None when called from Python (or
+    # from an interpreter that cannot say where it lives).
+    args.program = ["-m", "roberta_prelayernorm", *sys.argv[1:]] if argv is None and sys.executable else None
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
