@@ -577,6 +577,19 @@ def test_start_up_errors_exit_2(models, capsys):
     assert main(["serve", "--model", models["fill-mask"], "--task", "summarization"]) == 2
 
 
+def test_the_command_keeps_more_onednn_primitives_unless_told(models, monkeypatch):
+    from roberta_prelayernorm.cli import main
+    from roberta_prelayernorm.serve.cli import PRIMITIVE_CACHE_VARIABLE
+
+    model = models["text-classification"]
+    monkeypatch.delenv(PRIMITIVE_CACHE_VARIABLE, raising=False)
+    assert main(["serve", "--model", model, "--max-batch-tokens", "16"]) == 2  # set before the model loads
+    assert os.environ[PRIMITIVE_CACHE_VARIABLE] == "4096"
+    monkeypatch.setenv(PRIMITIVE_CACHE_VARIABLE, "64")
+    assert main(["serve", "--model", model, "--max-batch-tokens", "16"]) == 2
+    assert os.environ[PRIMITIVE_CACHE_VARIABLE] == "64"
+
+
 def test_bound_socket_lets_asyncio_set_nodelay():
     from roberta_prelayernorm.serve.cli import bind
 
