@@ -17,7 +17,8 @@ from ..flags import positive_int
 API_KEY_VARIABLE = "ROBERTA_PRELAYERNORM_API_KEY"
 # oneDNN keeps one primitive per GEMM shape (tokens, threads) in an LRU cache of 1024 by default. A server's ragged
 # batches fill it and evict the shapes of lone requests, and a lone int8 forward that has to build its primitives
-# again ran about 10% slower. oneDNN reads the setting when it first builds a primitive: set before the model loads.
+# again runs slower (README, Serving: oneDNN primitives). oneDNN reads the setting when it first builds a
+# primitive: set before the model loads.
 PRIMITIVE_CACHE_VARIABLE, PRIMITIVE_CACHE_CAPACITY = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", 4096
 EXAMPLE = """examples:
   roberta-prelayernorm serve --model out/sst2/best
