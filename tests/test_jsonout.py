@@ -25,3 +25,12 @@ def test_nan_scores_are_written_as_null(heads, tmp_path, capsys):
 
     result = json.loads(capsys.readouterr().out, parse_constant=strict)["result"]
     assert [entry["score"] for entry in result] == [None, None]
+
+
+def test_a_json_lines_record_stays_one_line_for_every_reader():
+    from roberta_prelayernorm.jsonout import line
+
+    value = {"text": "a\x85b\u2028c\u2029d é \n\x0b", "score": float("nan")}
+    record = line(value)
+    assert record.splitlines() == [record] and "é" in record  # readable, and one line even for str.splitlines
+    assert json.loads(record) == {**value, "score": None}

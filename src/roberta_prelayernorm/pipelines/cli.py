@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..errors import SettingError
 from ..flags import positive_int
-from ..jsonout import dumps
+from .. import jsonout
 from . import pipeline_classes
 from .command import TEXT, Command
 
@@ -172,7 +172,7 @@ def run(cls: type, args) -> int:
             items = [item for item, _ in window]
             results = pipe.results([pipe_input(command, item) for item in items], [f for _, f in window],
                                    pipe.options)
-            out.write("".join(dumps({**item, "result": result}, ensure_ascii=False) + "\n"
+            out.write("".join(jsonout.line({**item, "result": result}) + "\n"
                               for item, result in zip(items, results)))
             out.flush()
             counts["processed"] += len(items)
