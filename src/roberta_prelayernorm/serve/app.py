@@ -93,7 +93,7 @@ def build_app(engine: Engine, api_key: Optional[str] = None, cors_origins=(), lo
 
     app = FastAPI(title="roberta-prelayernorm serve", version=__version__, lifespan=lifespan,
                   description=f"{engine.task or 'embedding'} model {engine.name}")
-    app.state.engine, app.state.batcher, app.state.metrics = engine, batcher, metrics
+    app.state.engine, app.state.batcher, app.state.metrics, app.state.allocator = engine, batcher, metrics, allocator
 
     @app.exception_handler(ServeError)
     async def serve_error(request, err: ServeError):

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 
-from ..allocator import CHOICES, in_use, restart_on
+from ..allocator import CHOICES, restart_on
 from ..errors import SettingError
 from ..flags import positive_int
 
@@ -112,8 +112,8 @@ def run(args) -> int:
     host, port = sock.getsockname()[:2]
     app = build_app(engine, api_key=api_key, cors_origins=args.cors_origin, log_json=args.log_json)
     print(f"serving the {engine.task or 'embedding'} model {args.model} on http://{args.host}:{port} "
-          f"({engine.precision}, {engine.device}, malloc: {in_use()}){'; API key required' if api_key else ''}",
-          file=sys.stderr, flush=True)
+          f"({engine.precision}, {engine.device}, malloc: {app.state.allocator})"
+          f"{'; API key required' if api_key else ''}", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, access_log=False, timeout_graceful_shutdown=args.grace_period,
                             log_level="info", lifespan="on")
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully, killing the process by it;
